@@ -1,0 +1,28 @@
+"""medner: fine-tune, evaluate and serve medical entity and relation extraction models.
+
+    import medner
+    model = medner.load("runs/demo")                 # a trained model folder
+    docs = model.extract(["she has fever and pain on hip"])
+    report = medner.evaluate(gold_docs, docs)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from medner.document import Document, Relation, Span
+
+# The function deliberately shadows the subpackage of the same name: `medner.evaluate(gold, pred)`
+# is the public call; submodules stay importable as `medner.evaluate.<module>`.
+# TEMP-RESTORE: from medner.evaluate import evaluate
+from medner.io import read_corpus, write_corpus
+
+__version__ = "0.1.0"
+__all__ = ["Document", "Relation", "Span", "evaluate", "load", "read_corpus", "write_corpus"]
+
+
+def load(path: str) -> Any:
+    """Load a trained model folder of any backend (see ``medner.backends.load``)."""
+    from medner.backends import load as load_backend  # imports torch: only when a model is used
+
+    return load_backend(path)

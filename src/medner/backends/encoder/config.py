@@ -1,0 +1,221 @@
+"""The encoder's training configuration: one typed dataclass backs the TOML file and the CLI flags.
+
+Each field carries its help text in ``metadata["help"]``; ``medner train`` builds its
+flags from these fields, so a config file and the command line can never drift apart.
+Precedence: dataclass default < config file < command-line flag.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import types
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from medner.errors import ConfigError
+
+Scheme = Literal["BIO", "BILOU"]
+AlignPolicy = Literal["expand", "contract", "strict"]
+Merge = Literal["center", "mean"]
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    # --- data -----------------------------------------------------------------
+    train: str = _f("demo", "Training corpus: a file in any medner format, or 'demo' for the "
+                    "sample clinical corpus shipped with medner.")
+    dev: str | None = _f(None, "Dev corpus used for early stopping and model selection. Without "
+                         "it, --split-seed carves a dev set out of --train.")
+    labels: str | None = _f(None, "Label schema: a built-in name (bc5cdr, ncbi-disease, "
+                            "clinical4) or a TOML/JSON schema file. Default: the labels found "
+                            "in the training data.")
+    format: str | None = _f(None, "Corpus format of --train/--dev (pubtator, brat, jsonl, ...). "
+                            "Default: guessed from the file.")
+    split_seed: int | None = _f(None, "Split --train by document 80/10/10 with this seed and "
+                                "train on the 80%, select on the 10% dev part (for corpora with "
+                                "no official split, e.g. MACCROBAT). Ignored when --dev is given.")
+    # --- model ----------------------------------------------------------------
+    base_model: str = _f("minilm-l6", "Base encoder: a packaged alias (minilm-l6), a local "
+                         "model folder or a Hugging Face Hub id.")
+    out: str = _f("models/encoder", "Output model folder (written atomically).")
+    scheme: Scheme = _f("BIO", "Tagging scheme: BIO or BILOU.", choices=("BIO", "BILOU"))
+    align: AlignPolicy = _f("expand", "Spans whose edges fall inside a word: expand them to "
+                            "whole words, contract them to the words fully inside, or 'strict' "
+                            "to drop them. Every such span is counted and reported.",
+                            choices=("expand", "contract", "strict"))
+    max_length: int = _f(128, "Tokens per training window (special tokens included).")
+    stride: int = _f(32, "Tokens shared by consecutive windows of a long document.")
+    predict_max_length: int = _f(256, "Tokens per window at prediction time.")
+    merge: Merge = _f("center", "How overlapping windows are merged at prediction: 'center' "
+                      "keeps, for each word, the window where it is furthest from an edge; "
+                      "'mean' averages the windows' probabilities.", choices=("center", "mean"))
+    # --- optimisation ---------------------------------------------------------
+    epochs: float = _f(10.0, "Maximum number of training epochs.")
+    max_steps: int | None = _f(None, "Stop after this many optimiser steps (overrides --epochs).")
+    batch_size: int = _f(16, "Training windows per step.")
+    learning_rate: float = _f(2e-4, "Peak learning rate (MiniLM likes 1e-4 to 3e-4).")
+    warmup: float = _f(0.1, "Warmup: a fraction of all steps (< 1) or a number of steps.")
+    weight_decay: float = _f(0.01, "AdamW weight decay.")
+    scheduler: str = _f("linear", "Learning-rate schedule after warmup (transformers name).")
+    dropout: float | None = _f(None, "Classifier dropout (default: the base model's).")
+    patience: int = _f(3, "Early stopping: evaluations without a better dev F1 before stopping.")
+    eval_steps: int | None = _f(None, "Evaluate on dev every N steps (default: once per epoch).")
+    seed: int = _f(13, "Random seed for initialisation, data order and splitting.")
+    bf16: bool | None = _f(None, "bf16 autocast. Default: on when the CPU supports bf16.")
+    threads: int | None = _f(None, "Torch CPU threads (default: all cores).")
+    predict_batch_size: int = _f(32, "Windows per forward pass at prediction time.")
+    report_to: tuple[str, ...] = _f((), "Experiment trackers (tensorboard, wandb, mlflow).")
+    resume: bool = _f(False, "Continue an interrupted run from its last checkpoint in "
+                      "<out>.checkpoints/.")
+    on_mismatch: Literal["error", "skip"] = _f("error", "A mention whose offsets do not "
+                                               "reproduce its text: stop (error) or skip it.",
+                                               choices=("error", "skip"))
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.scheme in ("BIO", "BILOU"), "scheme", "must be BIO or BILOU"),
+            (self.align in ("expand", "contract", "strict"), "align",
+             "must be expand, contract or strict"),
+            (self.merge in ("center", "mean"), "merge", "must be center or mean"),
+            (self.max_length >= 8, "max_length", "must be at least 8"),
+            (self.predict_max_length >= 8, "predict_max_length", "must be at least 8"),
+            (0 <= self.stride < self.max_length - 2, "stride", "must be >= 0 and < max_length - 2"),
+            (self.epochs > 0, "epochs", "must be > 0"),
+            (self.max_steps is None or self.max_steps > 0, "max_steps", "must be > 0"),
+            (self.batch_size > 0, "batch_size", "must be > 0"),
+            (self.predict_batch_size > 0, "predict_batch_size", "must be > 0"),
+            (self.learning_rate > 0, "learning_rate", "must be > 0"),
+            (self.warmup >= 0, "warmup", "must be >= 0"),
+            (self.patience >= 0, "patience", "must be >= 0"),
+            (self.on_mismatch in ("error", "skip"), "on_mismatch", "must be error or skip"),
+        ]
+        for ok, name, problem in checks:
+            if not ok:
+                raise ConfigError(f"config field {name!r} {problem} (got {getattr(self, name)!r})")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["report_to"] = list(self.report_to)
+        return out
+
+    def override(self, values: dict[str, Any]) -> EncoderConfig:
+        """A copy with the non-``None`` values applied (flags that were not given stay ``None``)."""
+        return coerce_config({**self.to_dict(), **{k: v for k, v in values.items()
+                                                    if v is not None}}, where="command line")
+
+
+def field_help() -> dict[str, str]:
+    return {f.name: f.metadata["help"] for f in fields(EncoderConfig)}
+
+
+def field_types() -> dict[str, Any]:
+    return typing.get_type_hints(EncoderConfig)
+
+
+def _base_type(tp: Any) -> tuple[Any, bool]:
+    """(the non-None type, whether None is allowed) for ``X | None``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0], len(args) < len(typing.get_args(tp))
+    return tp, False
+
+
+def _coerce(name: str, value: Any, tp: Any, where: str) -> Any:
+    base, optional = _base_type(tp)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{where}: field {name!r} cannot be empty")
+    bad = ConfigError(f"{where}: field {name!r} expects {getattr(base, '__name__', base)}, "
+                      f"got {value!r}")
+    origin = typing.get_origin(base)
+    if origin is Literal:
+        if value not in typing.get_args(base):
+            raise ConfigError(f"{where}: field {name!r} must be one of "
+                              f"{list(typing.get_args(base))}, got {value!r}")
+        return value
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v for v in value.replace(",", " ").split() if v]
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise bad
+        return tuple(value)
+    if base is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if base is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if base is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad
+        return float(value)
+    if base is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    raise bad
+
+
+def coerce_config(data: dict[str, Any], where: str) -> EncoderConfig:
+    hints = field_types()
+    unknown = sorted(set(data) - set(hints))
+    if unknown:
+        raise ConfigError(f"{where}: unknown config field(s) {unknown}; known fields: "
+                          f"{', '.join(hints)}")
+    values = {name: _coerce(name, value, hints[name], where) for name, value in data.items()}
+    return EncoderConfig(**values)
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None
+                ) -> EncoderConfig:
+    """Defaults, then the TOML file (``[train]`` table or top level), then ``overrides``.
+
+    Relative data paths in the file are resolved against the file's folder, so a config
+    works from any working directory.
+    """
+    config = EncoderConfig()
+    if path is not None:
+        p = Path(path)
+        try:
+            raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {p} does not exist") from None
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{p}: cannot read config: {exc}") from None
+        data = dict(raw.get("train", raw))
+        backend = data.pop("backend", "encoder")
+        if backend != "encoder":
+            raise ConfigError(f"{p}: field 'backend' is {backend!r}; this config is for the "
+                              "encoder backend")
+        for key in ("train", "dev", "labels", "base_model"):
+            value = data.get(key)
+            if isinstance(value, str) and _is_relative_path(value):
+                candidate = (p.parent / value).resolve()
+                if candidate.exists():
+                    data[key] = str(candidate)
+        config = coerce_config({**config.to_dict(), **data}, where=str(p))
+    if overrides:
+        config = config.override(overrides)
+    return config
+
+
+def _is_relative_path(value: str) -> bool:
+    return ("/" in value or "." in value) and not Path(value).is_absolute()
+
+
+def defaults() -> dict[str, Any]:
+    return {f.name: f.default for f in fields(EncoderConfig) if f.default is not MISSING}
+
+
+__all__ = ["EncoderConfig", "coerce_config", "defaults", "field_help", "field_types",
+           "load_config", "replace"]

@@ -1,0 +1,131 @@
+"""`medner evaluate`: score predictions against gold, or predict with a model and score."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from medner.document import Document
+from medner.errors import MednerError
+from medner.io import read_corpus, write_corpus
+from medner.io.base import atomic_write
+from medner.labels import apply_schema, get_schema
+
+console = Console()
+
+MODES = ("strict", "exact", "partial", "type")
+
+
+def predict_with_model(model_path: Path, gold: list[Document]) -> tuple[list[Document], list[Document]]:
+    """Run a saved model over the gold texts; returns (gold mapped onto its schema, predictions)."""
+    from medner.backends import load  # torch is imported only when a model is used
+
+    model = load(model_path)
+    gold, _ = apply_schema(gold, model.schema)
+    return gold, model.predict(gold)
+
+
+def evaluate_command(
+    gold_or_model: Annotated[
+        Path, typer.Argument(help="Gold corpus file, or a model folder when --data is given.")
+    ],
+    pred: Annotated[
+        Path | None, typer.Argument(help="Predicted corpus (same document ids as the gold).")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Gold corpus to predict on with the model.")
+    ] = None,
+    compare: Annotated[
+        Path | None,
+        typer.Option("--compare", help="A second prediction file: paired comparison against PRED."),
+    ] = None,
+    labels: Annotated[
+        str | None,
+        typer.Option("--labels", help="Map gold and predicted labels onto this schema first."),
+    ] = None,
+    modes: Annotated[
+        str, typer.Option(help="Matching modes, comma-separated: strict,exact,partial,type.")
+    ] = ",".join(MODES),
+    bootstrap: Annotated[
+        int, typer.Option(help="Bootstrap resamples of documents for 95% CIs (0 = none).")
+    ] = 1000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    output_format: Annotated[
+        str, typer.Option("--output-format", help="table, json or markdown.")
+    ] = "table",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Also write the report here (.json or .md).")
+    ] = None,
+    save_predictions: Annotated[
+        Path | None,
+        typer.Option("--save-predictions", help="With a model: write its predictions to this file."),
+    ] = None,
+    on_mismatch: Annotated[
+        str, typer.Option("--on-mismatch", help="'error' or 'skip' for gold mentions whose text "
+                          "does not match their offsets.")
+    ] = "error",
+) -> None:
+    """Score entities (P/R/F1 per label, micro, macro, 4 matching modes, bootstrap CIs) and relations.
+
+    Either `medner evaluate GOLD PRED` or `medner evaluate MODEL --data GOLD`.
+    """
+    from medner.evaluate import compare as compare_predictions
+    from medner.evaluate import evaluate
+
+    chosen = tuple(m.strip() for m in modes.split(",") if m.strip())
+    unknown = [m for m in chosen if m not in MODES]
+    if unknown:
+        raise typer.BadParameter(f"unknown mode(s) {unknown}; use {', '.join(MODES)}",
+                                 param_hint="--modes")
+    if output_format not in ("table", "json", "markdown"):
+        raise typer.BadParameter("use table, json or markdown", param_hint="--output-format")
+    if on_mismatch not in ("error", "skip"):
+        raise typer.BadParameter("use error or skip", param_hint="--on-mismatch")
+
+    if data is not None:
+        if pred is not None:
+            raise MednerError("give either GOLD PRED or MODEL --data GOLD, not both")
+        gold = read_corpus(data, on_mismatch=on_mismatch).documents
+        gold, predicted = predict_with_model(gold_or_model, gold)
+        if save_predictions is not None:
+            write_corpus(predicted, save_predictions)
+    else:
+        if pred is None:
+            raise MednerError("missing PRED: give `medner evaluate GOLD PRED` or "
+                              "`medner evaluate MODEL --data GOLD`")
+        gold = read_corpus(gold_or_model, on_mismatch=on_mismatch).documents
+        predicted = read_corpus(pred, on_mismatch=on_mismatch).documents
+    if labels:
+        schema = get_schema(labels)
+        gold, _ = apply_schema(gold, schema)
+        predicted, _ = apply_schema(predicted, schema)
+
+    if compare is not None:
+        other = read_corpus(compare, on_mismatch=on_mismatch).documents
+        if labels:
+            other, _ = apply_schema(other, get_schema(labels))
+        report = compare_predictions(gold, predicted, other, mode=chosen[0], bootstrap=bootstrap,
+                                     seed=seed, names=(str(pred or gold_or_model), str(compare)))
+    else:
+        report = evaluate(gold, predicted, modes=chosen, bootstrap=bootstrap, seed=seed)
+
+    if output_format == "json":
+        print(json.dumps(report.to_dict(), indent=2))
+    elif output_format == "markdown":
+        print(report.to_markdown())
+    else:
+        console.print(report.to_table())
+    if output is not None:
+        with atomic_write(output) as handle:
+            if output.suffix == ".md":
+                handle.write(report.to_markdown() + "\n")
+            else:
+                handle.write(json.dumps(report.to_dict(), indent=2) + "\n")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate_command)

@@ -1,0 +1,179 @@
+"""The data model every reader, writer, backend and scorer goes through.
+
+Offsets are 0-based, end-exclusive character offsets into the original, untouched
+``Document.text``. A discontinuous mention keeps its pieces in ``fragments``; its
+``start``/``end`` then cover the first to the last piece.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+RelationArgs = Literal["concept", "span"]
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+    label: str
+    text: str
+    ids: tuple[str, ...] = ()
+    """Normalised concept IDs (e.g. MeSH ``D009270``); several for a composite mention."""
+    fragments: tuple[tuple[int, int], ...] = ()
+    """(start, end) pieces of a discontinuous mention; empty for a contiguous one."""
+    score: float | None = None
+    """Model confidence in [0, 1] for predicted spans; ``None`` for gold spans."""
+    id: str | None = None
+    """Identifier inside its source file (brat ``T12``), used by span relations."""
+    extra: tuple[str, ...] = ()
+    """Format-specific trailing columns kept for lossless round trips (PubTator composites)."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start < self.end:
+            raise ValueError(f"span offsets must satisfy 0 <= start < end, got {self.start}-{self.end}")
+
+    @property
+    def pieces(self) -> tuple[tuple[int, int], ...]:
+        """The character ranges the mention covers: its fragments, or (start, end)."""
+        return self.fragments or ((self.start, self.end),)
+
+    def key(self) -> tuple[int, int, str]:
+        return (self.start, self.end, self.label)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "start": self.start,
+            "end": self.end,
+            "label": self.label,
+            "text": self.text,
+        }
+        if self.ids:
+            out["ids"] = list(self.ids)
+        if self.fragments:
+            out["fragments"] = [list(f) for f in self.fragments]
+        if self.score is not None:
+            out["score"] = self.score
+        if self.id is not None:
+            out["id"] = self.id
+        if self.extra:
+            out["extra"] = list(self.extra)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Span:
+        return cls(
+            start=int(data["start"]),
+            end=int(data["end"]),
+            label=str(data["label"]),
+            text=str(data["text"]),
+            ids=tuple(data.get("ids", ())),
+            fragments=tuple((int(a), int(b)) for a, b in data.get("fragments", ())),
+            score=data.get("score"),
+            id=data.get("id"),
+            extra=tuple(data.get("extra", ())),
+        )
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A typed, directed relation.
+
+    With ``args == "concept"`` head and tail are concept IDs (BC5CDR CID: chemical MeSH,
+    disease MeSH), document-level. With ``args == "span"`` they are ``Span.id`` values.
+    """
+
+    label: str
+    head: str
+    tail: str
+    args: RelationArgs = "concept"
+    id: str | None = None
+    """Identifier inside its source file (brat ``R3``)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "label": self.label,
+            "head": self.head,
+            "tail": self.tail,
+            "args": self.args,
+        }
+        if self.id is not None:
+            out["id"] = self.id
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Relation:
+        args = data.get("args", "concept")
+        if args not in ("concept", "span"):
+            raise ValueError(f"relation 'args' must be 'concept' or 'span', got {args!r}")
+        return cls(
+            label=str(data["label"]),
+            head=str(data["head"]),
+            tail=str(data["tail"]),
+            args=args,
+            id=data.get("id"),
+        )
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str
+    text: str
+    spans: tuple[Span, ...] = ()
+    relations: tuple[Relation, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    """Format details for lossless round trips (e.g. PubTator title length), provenance."""
+
+    def with_spans(self, spans: Iterable[Span]) -> Document:
+        return replace(self, spans=tuple(sorted(spans, key=lambda s: (s.start, s.end, s.label))))
+
+    def span_by_id(self) -> dict[str, Span]:
+        return {s.id: s for s in self.spans if s.id is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "text": self.text,
+            "spans": [s.to_dict() for s in self.spans],
+        }
+        if self.relations:
+            out["relations"] = [r.to_dict() for r in self.relations]
+        if self.metadata:
+            out["metadata"] = self.metadata
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Document:
+        return cls(
+            id=str(data["id"]),
+            text=str(data["text"]),
+            spans=tuple(Span.from_dict(s) for s in data.get("spans", ())),
+            relations=tuple(Relation.from_dict(r) for r in data.get("relations", ())),
+            metadata=dict(data.get("metadata", {})),
+        )
+
+
+def normalize_text(text: str) -> str:
+    """Case-folded, NFKC, whitespace-collapsed text: the identity used to find shared documents."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def text_fingerprint(text: str) -> str:
+    return hashlib.sha256(normalize_text(text).encode("utf-8")).hexdigest()[:16]
+
+
+def corpus_fingerprint(documents: Iterable[Document]) -> str:
+    """A short hash of ids, texts and annotations, recorded with trained models."""
+    digest = hashlib.sha256()
+    for doc in documents:
+        digest.update(doc.id.encode())
+        digest.update(b"\0")
+        digest.update(doc.text.encode())
+        for span in doc.spans:
+            digest.update(f"{span.start}:{span.end}:{span.label};".encode())
+        digest.update(b"\1")
+    return digest.hexdigest()[:16]
