@@ -14,7 +14,7 @@ from medner.document import Document, Relation, Span
 
 # The function deliberately shadows the subpackage of the same name: `medner.evaluate(gold, pred)`
 # is the public call; submodules stay importable as `medner.evaluate.<module>`.
-# TEMP-RESTORE: from medner.evaluate import evaluate
+from medner.evaluate import evaluate
 from medner.io import read_corpus, write_corpus
 
 __version__ = "0.1.0"

@@ -43,8 +43,11 @@ class Corpus:
     format: str = ""
 
 
-def read_text_file(path: str | Path) -> str:
-    """Read a UTF-8 file; a bad byte is an error naming file and line, an empty file too."""
+def read_text_file(path: str | Path, *, allow_empty: bool = False) -> str:
+    """Read a UTF-8 file; a bad byte is an error naming file and line, an empty file too.
+
+    ``allow_empty`` is for files where "nothing" is valid content (an unannotated brat .ann).
+    """
     raw = Path(path).read_bytes()
     try:
         text = raw.decode("utf-8")
@@ -53,7 +56,7 @@ def read_text_file(path: str | Path) -> str:
         raise FormatError(
             path, line, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
         ) from None
-    if not text.strip():
+    if not allow_empty and not text.strip():
         raise FormatError(path, None, "file is empty")
     return text
 
@@ -82,6 +85,19 @@ def check_mention(
         kind = "mention/offset mismatch"
     else:
         return True
+    return reject(problem, kind, path=path, line=line, on_mismatch=on_mismatch, report=report)
+
+
+def reject(
+    problem: str,
+    kind: str,
+    *,
+    path: str | Path,
+    line: int | None,
+    on_mismatch: OnMismatch,
+    report: ReadReport,
+) -> bool:
+    """Apply the mismatch policy to a bad mention: raise, or count it and return False."""
     if on_mismatch == "error":
         raise FormatError(path, line, problem + " (use --on-mismatch skip to skip such mentions)")
     report.note(f"skipped: {kind}", f"{path}:{line}")

@@ -1,0 +1,153 @@
+"""The model folder: weights, tokenizer, label map, ``medner.json`` and a model card.
+
+Written atomically: everything goes into a hidden temp sibling folder that is renamed
+into place at the end, so an interrupted save never leaves a folder that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from medner.errors import MednerError
+
+MEDNER_JSON = "medner.json"
+LABELS_JSON = "labels.json"
+FORMAT_VERSION = 1
+REQUIRED_FILES = ("medner.json", "config.json", "model.safetensors", "tokenizer.json",
+                  "tokenizer_config.json")
+
+
+def atomic_folder(out: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_folder)`` and rename the folder to ``out`` only when it returns.
+
+    An existing ``out`` is replaced only after the new folder is complete.
+    """
+    target = Path(out).resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        write(tmp)
+        _fsync_tree(tmp)
+        old = None
+        if target.exists():
+            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def check_folder(path: str | Path) -> dict[str, Any]:
+    """Validate a model folder and return its ``medner.json``; errors name the missing file."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise MednerError(f"model folder {folder} does not exist (train one with "
+                          "`medner train`, or pass the folder it wrote with --out)")
+    missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
+    if missing:
+        raise MednerError(f"model folder {folder} is incomplete: missing "
+                          f"{', '.join(missing)}. Re-run `medner train` or copy the whole folder.")
+    return read_medner_json(folder)
+
+
+def read_medner_json(folder: Path) -> dict[str, Any]:
+    path = folder / MEDNER_JSON
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MednerError(f"{path}: missing; {folder} is not a medner model folder") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MednerError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(meta, dict) or "backend" not in meta:
+        raise MednerError(f"{path}: no 'backend' field; not a medner model folder")
+    return meta
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"
+
+
+def model_card(meta: dict[str, Any]) -> str:
+    """A README with what the model predicts, how it was trained and its dev metrics."""
+    schema = meta["schema"]
+    cfg = meta["training_config"]
+    metrics = meta.get("dev_metrics") or {}
+    lines = [
+        "---",
+        "library_name: transformers",
+        "pipeline_tag: token-classification",
+        "tags: [medner, ner, medical]",
+        "---",
+        "",
+        f"# medner encoder: {schema['name']}",
+        "",
+        f"Token classification ({meta['scheme']} tags over words) predicting "
+        f"{', '.join(schema['labels'])}, fine-tuned from `{meta['base_model']['name']}` "
+        "by [medner](https://github.com/) .",
+        "",
+        "## Use",
+        "",
+        "```python",
+        "import medner",
+        f'model = medner.load("{meta.get("folder_name", "MODEL")}")',
+        'docs = model.extract(["she was suffering from Malaria"])',
+        "```",
+        "",
+        "or `medner extract MODEL \"some text\"`. The folder also loads in "
+        "`transformers.pipeline(\"token-classification\")` (without medner's word-level "
+        "decoding and window merging).",
+        "",
+        "## Dev metrics (strict span match)",
+        "",
+    ]
+    if metrics:
+        lines += ["| label | precision | recall | F1 | support |", "| --- | ---: | ---: | ---: | ---: |"]
+        for label, m in sorted((metrics.get("per_label") or {}).items()):
+            lines.append(f"| {label} | {_pct(m.get('precision'))} | {_pct(m.get('recall'))} | "
+                         f"{_pct(m.get('f1'))} | {m.get('tp', 0) + m.get('fn', 0)} |")
+        micro = metrics.get("micro") or {}
+        lines.append(f"| **micro** | {_pct(micro.get('precision'))} | {_pct(micro.get('recall'))}"
+                     f" | **{_pct(micro.get('f1'))}** | {micro.get('tp', 0) + micro.get('fn', 0)} |")
+    else:
+        lines.append("No dev set was given; no metrics.")
+    data = meta.get("data", {})
+    lines += [
+        "",
+        "## Training",
+        "",
+        f"- data: {data.get('train_path')} ({data.get('train_documents')} documents, "
+        f"fingerprint `{data.get('train_fingerprint')}`); dev: {data.get('dev_path')} "
+        f"({data.get('dev_documents')} documents, fingerprint `{data.get('dev_fingerprint')}`)",
+        f"- epochs run: {meta.get('epochs_run')}, best step: {meta.get('best_step')}, "
+        f"wall time: {meta.get('train_seconds', 0):.0f} s",
+        f"- learning rate {cfg['learning_rate']}, batch {cfg['batch_size']}, windows of "
+        f"{cfg['max_length']} tokens (stride {cfg['stride']}), seed {cfg['seed']}",
+        f"- span alignment: {meta.get('alignment', {}).get('aligned')} of "
+        f"{meta.get('alignment', {}).get('spans')} spans matched token boundaries exactly",
+        "",
+        f"The full training config, label schema and data fingerprints are in `{MEDNER_JSON}`.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,143 @@
+"""Windows in, per-word log-probabilities out, decoded to spans. Shared by training (dev
+evaluation) and the loaded model, so the dev score is the score of what ``extract`` does."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from medner.backends.encoder.align import Tokenized, tags_to_word_spans, word_spans_to_spans
+from medner.backends.encoder.decode import Decoder
+from medner.backends.encoder.windows import make_windows, merge_windows, window_words
+from medner.document import Span
+
+
+@dataclass(frozen=True)
+class WindowItem:
+    doc: int
+    start: int
+    end: int
+    word_a: int
+    word_b: int
+
+
+def special_tokens(tokenizer) -> tuple[list[int], list[int]]:
+    """The special token ids the tokenizer puts before and after one sequence."""
+    cached = getattr(tokenizer, "_medner_special", None)
+    if cached is not None:
+        return cached
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a", add_special_tokens=True)["input_ids"]
+    for i in range(len(full) - len(plain) + 1):
+        if full[i:i + len(plain)] == plain:
+            result = (list(full[:i]), list(full[i + len(plain):]))
+            break
+    else:  # a tokenizer that rewrites the text itself: add nothing rather than guess
+        result = ([], [])
+    tokenizer._medner_special = result
+    return result
+
+
+def special_layout(tokenizer) -> tuple[int, int]:
+    """(tokens the tokenizer puts before a sequence, total special tokens added)."""
+    before, after = special_tokens(tokenizer)
+    return len(before), len(before) + len(after)
+
+
+def window_items(tokenized: Sequence[Tokenized], max_length: int, stride: int,
+                 n_special: int) -> list[WindowItem]:
+    items = []
+    for d, tok in enumerate(tokenized):
+        for s, e in make_windows(tok, max_length - n_special, stride):
+            a, b = window_words(tok, s, e)
+            items.append(WindowItem(d, s, e, a, b))
+    return items
+
+
+def window_input_ids(tokenizer, tok: Tokenized, item: WindowItem) -> list[int]:
+    before, after = special_tokens(tokenizer)
+    return before + tok.input_ids[item.start:item.end] + after
+
+
+def word_positions(tok: Tokenized, item: WindowItem, prefix: int) -> np.ndarray:
+    return np.asarray(tok.word_first_token[item.word_a:item.word_b], dtype=np.int64) \
+        - item.start + prefix
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float32)
+    m = x.max(axis=-1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
+
+
+@lru_cache(maxsize=8)
+def cpu_supports_bf16() -> bool:
+    """bf16 autocast pays only with native bf16 instructions (AVX512-BF16 or AMX)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            flags = handle.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def run_windows(model, tokenizer, tokenized: Sequence[Tokenized], items: Sequence[WindowItem],
+                *, batch_size: int, bf16: bool, progress: bool = False,
+                desc: str = "extract") -> list[np.ndarray]:
+    """Per-item (n_words_in_window, n_tags) log-probs; batches are sorted by length."""
+    import torch
+    from tqdm.auto import tqdm
+
+    prefix, _ = special_layout(tokenizer)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    order = sorted(range(len(items)), key=lambda k: items[k].end - items[k].start, reverse=True)
+    out: list[np.ndarray | None] = [None] * len(items)
+    model.eval()
+    bar = tqdm(total=len(items), desc=desc, unit="window", disable=not progress, leave=False)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        for b in range(0, len(order), batch_size):
+            batch = order[b:b + batch_size]
+            ids = [window_input_ids(tokenizer, tokenized[items[k].doc], items[k]) for k in batch]
+            width = max(len(x) for x in ids)
+            input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(ids), width), dtype=torch.long)
+            for r, x in enumerate(ids):
+                input_ids[r, :len(x)] = torch.tensor(x, dtype=torch.long)
+                mask[r, :len(x)] = 1
+            logits = model(input_ids=input_ids, attention_mask=mask).logits.float()
+            logp = torch.log_softmax(logits, dim=-1).numpy()
+            for r, k in enumerate(batch):
+                item = items[k]
+                out[k] = logp[r, word_positions(tokenized[item.doc], item, prefix)]
+            bar.update(len(batch))
+    bar.close()
+    return out  # type: ignore[return-value]
+
+
+def decode_documents(texts: Sequence[str], tokenized: Sequence[Tokenized],
+                     items: Sequence[WindowItem], logprobs: Sequence[np.ndarray],
+                     decoder: Decoder, merge: str) -> list[list[Span]]:
+    per_doc: list[list[int]] = [[] for _ in texts]
+    for k, item in enumerate(items):
+        per_doc[item.doc].append(k)
+    results = []
+    n_tags = len(decoder.tags)
+    for d, (text, tok) in enumerate(zip(texts, tokenized, strict=True)):
+        ks = per_doc[d]
+        if not ks or not tok.word_spans:
+            results.append([])
+            continue
+        windows = [(items[k].start, items[k].end) for k in ks]
+        word_lp = merge_windows(tok, windows, [logprobs[k] for k in ks], n_tags, merge)
+        tags = decoder.decode(word_lp)
+        found = tags_to_word_spans(tags)
+        index = {t: i for i, t in enumerate(decoder.tags)}
+        scores = []
+        for first, last, _ in found:
+            probs = [np.exp(word_lp[w, index[tags[w]]]) for w in range(first, last + 1)]
+            scores.append(float(np.mean(probs)))
+        results.append(word_spans_to_spans(text, tok, found, scores))
+    return results

@@ -1,0 +1,396 @@
+"""Fine-tune an encoder for span extraction with transformers' Trainer.
+
+Dev selection uses medner's own scorer (strict micro F1) on the same window merging and
+constrained decoding that ``extract`` uses, so the selected checkpoint is the best one
+for what users run, not for a per-token proxy.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medner.backends.encoder.align import (
+    AlignmentReport,
+    Tokenized,
+    tag_names,
+    tokenize_documents,
+    word_tags,
+)
+from medner.backends.encoder.config import EncoderConfig
+from medner.backends.encoder.decode import Decoder
+from medner.backends.encoder.folder import (
+    FORMAT_VERSION,
+    LABELS_JSON,
+    MEDNER_JSON,
+    atomic_folder,
+    model_card,
+    write_json,
+)
+from medner.backends.encoder.predict import (
+    WindowItem,
+    cpu_supports_bf16,
+    decode_documents,
+    special_layout,
+    window_input_ids,
+    window_items,
+    word_positions,
+)
+from medner.document import Document, corpus_fingerprint
+from medner.errors import ConfigError, MednerError
+from medner.labels import LabelSchema, apply_schema, get_schema, infer_schema
+
+Log = Callable[[str], None]
+DEMO_NAME = "demo"
+
+
+def demo_corpus_path() -> Path:
+    """The sample clinical corpus shipped inside the package (``--train demo``)."""
+    path = Path(str(resources.files("medner") / "data" / "clinical_demo.jsonl"))
+    if not path.is_file():
+        raise MednerError(f"the demo corpus is missing from the installed package ({path}); "
+                          "reinstall medner")
+    return path
+
+
+def resolve_data_path(value: str) -> Path:
+    return demo_corpus_path() if value == DEMO_NAME else Path(value)
+
+
+@dataclass
+class Data:
+    train: list[Document]
+    dev: list[Document]
+    schema: LabelSchema
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def load_data(config: EncoderConfig, log: Log = print) -> Data:
+    """Read, relabel onto the schema and (optionally) split the training data."""
+    from medner.io import read_corpus
+    from medner.split import split_documents
+
+    train_path = resolve_data_path(config.train)
+    corpus = read_corpus(train_path, config.format, on_mismatch=config.on_mismatch)
+    train_docs = list(corpus.documents)
+    notes: dict[str, Any] = {"train_read_report": dict(corpus.report.counts)}
+    dev_docs: list[Document] = []
+    dev_path: str | None = None
+    if config.dev:
+        dev_corpus = read_corpus(resolve_data_path(config.dev), config.format,
+                                 on_mismatch=config.on_mismatch)
+        dev_docs = list(dev_corpus.documents)
+        dev_path = str(config.dev)
+        notes["dev_read_report"] = dict(dev_corpus.report.counts)
+    elif config.split_seed is not None:
+        train_docs, dev_docs, test_docs = split_documents(train_docs, (0.8, 0.1, 0.1),
+                                                          seed=config.split_seed)
+        dev_path = f"{train_path} (split seed {config.split_seed}, 10% dev)"
+        notes["split"] = {"seed": config.split_seed, "ratios": [0.8, 0.1, 0.1],
+                          "train": len(train_docs), "dev": len(dev_docs),
+                          "test": len(test_docs), "test_ids": [d.id for d in test_docs]}
+    schema = get_schema(config.labels) if config.labels else infer_schema(train_docs)
+    if not schema.labels:
+        raise ConfigError(f"{train_path}: no spans in the training data, so no labels to learn")
+    train_docs, dropped = apply_schema(train_docs, schema)
+    dev_docs, dev_dropped = apply_schema(dev_docs, schema)
+    if dropped:
+        log(f"labels outside schema {schema.name!r}, dropped from train: {dict(dropped)}")
+    notes["dropped_labels"] = {"train": dict(dropped), "dev": dict(dev_dropped)}
+    notes.update(train_path=str(train_path), dev_path=dev_path,
+                 train_documents=len(train_docs), dev_documents=len(dev_docs),
+                 train_fingerprint=corpus_fingerprint(train_docs),
+                 dev_fingerprint=corpus_fingerprint(dev_docs) if dev_docs else None)
+    return Data(train_docs, dev_docs, schema, notes)
+
+
+class WindowDataset:
+    """Plain list of feature dicts; the Trainer's collator pads them."""
+
+    def __init__(self, features: list[dict[str, list[int]]]) -> None:
+        self.features = features
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, i: int) -> dict[str, list[int]]:
+        return self.features[i]
+
+
+def build_features(tokenizer, docs: Sequence[Document], tokenized: Sequence[Tokenized],
+                   items: Sequence[WindowItem], tag_index: dict[str, int],
+                   word_tag_lists: Sequence[list[str]]) -> list[dict[str, list[int]]]:
+    """Input ids and labels on each word's first sub-token (-100 elsewhere)."""
+    prefix, _ = special_layout(tokenizer)
+    features = []
+    for item in items:
+        tok = tokenized[item.doc]
+        ids = window_input_ids(tokenizer, tok, item)
+        labels = [-100] * len(ids)
+        tags = word_tag_lists[item.doc]
+        for w, pos in zip(range(item.word_a, item.word_b), word_positions(tok, item, prefix),
+                          strict=True):
+            labels[int(pos)] = tag_index[tags[w]]
+        features.append({"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels})
+    return features
+
+
+def prepare_split(tokenizer, docs: Sequence[Document], config: EncoderConfig, tags: list[str],
+                  max_length: int, stride: int, report: AlignmentReport | None,
+                  sort: bool = False):
+    tokenized = tokenize_documents(tokenizer, [d.text for d in docs])
+    _, n_special = special_layout(tokenizer)
+    tag_lists = [word_tags(d, t, config.scheme, config.align,
+                           report if report is not None else AlignmentReport())
+                 for d, t in zip(docs, tokenized, strict=True)]
+    items = window_items(tokenized, max_length, stride, n_special)
+    if sort:  # eval order is ours to choose: by length, so padding is minimal
+        items.sort(key=lambda it: it.end - it.start, reverse=True)
+    index = {t: i for i, t in enumerate(tags)}
+    features = build_features(tokenizer, docs, tokenized, items, index, tag_lists)
+    return tokenized, items, features
+
+
+def score(gold: Sequence[Document], pred: Sequence[Document]) -> dict[str, Any]:
+    from medner.evaluate import score_spans
+
+    return score_spans(list(gold), list(pred), mode="strict")
+
+
+@dataclass
+class TrainResult:
+    path: Path
+    meta: dict[str, Any]
+
+
+def _load_base(config: EncoderConfig, tags: list[str]):
+    from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
+
+    from medner.basemodels import resolve
+
+    base = resolve(config.base_model)
+    if base.gguf_file:
+        raise ConfigError(f"base model {config.base_model!r} is a GGUF language model; the "
+                          "encoder backend needs an encoder (e.g. minilm-l6 or a BERT folder)")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base.path)
+        hf_config = AutoConfig.from_pretrained(
+            base.path, num_labels=len(tags), id2label=dict(enumerate(tags)),
+            label2id={t: i for i, t in enumerate(tags)}, finetuning_task="ner")
+        if config.dropout is not None:
+            hf_config.classifier_dropout = config.dropout
+        model = AutoModelForTokenClassification.from_pretrained(base.path, config=hf_config)
+    except OSError as exc:
+        where = "the Hugging Face Hub (no network?)" if base.source == "hub" else base.path
+        raise MednerError(f"cannot load base model {config.base_model!r} from {where}: "
+                          f"{exc}") from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise ConfigError(f"base model {config.base_model!r} has no fast tokenizer "
+                          "(tokenizer.json); span alignment needs character offsets")
+    return base, tokenizer, model
+
+
+def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> TrainResult:
+    """Train, select on dev, and write the model folder ``config.out``."""
+    import torch
+    from transformers import (
+        DataCollatorForTokenClassification,
+        EarlyStoppingCallback,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    started = time.perf_counter()
+    data = load_data(config, log)
+    tags = tag_names(data.schema.labels, config.scheme)
+    set_seed(config.seed)
+    base, tokenizer, model = _load_base(config, tags)
+    limit = int(getattr(model.config, "max_position_embeddings", 512) or 512)
+    if config.max_length > limit or config.predict_max_length > limit:
+        raise ConfigError(f"max_length/predict_max_length exceed the base model's {limit} "
+                          "positions")
+
+    report = AlignmentReport()
+    _, _, train_features = prepare_split(tokenizer, data.train, config, tags,
+                                         config.max_length, config.stride, report)
+    log(f"train: {len(data.train)} documents -> {len(train_features)} windows of <= "
+        f"{config.max_length} tokens; {report.summary()}")
+    if not train_features:
+        raise MednerError("no training windows: the training documents are empty")
+
+    decoder = Decoder(tags, config.scheme)
+    dev_texts = [d.text for d in data.dev]
+    dev_stride = max(config.stride, config.predict_max_length // 4)
+    if data.dev:
+        dev_tok, dev_items, dev_features = prepare_split(
+            tokenizer, data.dev, config, tags, config.predict_max_length, dev_stride, None,
+            sort=True)
+        log(f"dev: {len(data.dev)} documents -> {len(dev_features)} windows")
+    prefix, _ = special_layout(tokenizer)
+
+    def compute_metrics(pred) -> dict[str, float]:
+        logits = pred.predictions
+        logprobs = []
+        for k, item in enumerate(dev_items):
+            pos = word_positions(dev_tok[item.doc], item, prefix)
+            row = np.asarray(logits[k], dtype=np.float32)[pos]
+            logprobs.append(row)
+        spans = decode_documents(dev_texts, dev_tok, dev_items, logprobs, decoder, config.merge)
+        predicted = [d.with_spans(s) for d, s in zip(data.dev, spans, strict=True)]
+        micro = score(data.dev, predicted)["micro"]
+        return {"f1": float(micro["f1"]), "precision": float(micro["precision"]),
+                "recall": float(micro["recall"])}
+
+    bf16 = cpu_supports_bf16() if config.bf16 is None else config.bf16
+    work_dir = Path(str(Path(config.out).resolve()) + ".train")
+    has_dev = bool(data.dev)
+    strategy = "steps" if config.eval_steps else "epoch"
+    if "tensorboard" in config.report_to:
+        import os
+
+        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(work_dir / "runs"))
+    args = TrainingArguments(
+        output_dir=str(work_dir),
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.predict_batch_size,
+        learning_rate=config.learning_rate,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps or -1,
+        warmup_steps=config.warmup,
+        weight_decay=config.weight_decay,
+        lr_scheduler_type=config.scheduler,
+        eval_strategy=strategy if has_dev else "no",
+        save_strategy=strategy,
+        eval_steps=config.eval_steps,
+        save_steps=config.eval_steps,
+        logging_steps=max(1, min(50, len(train_features) // config.batch_size)),
+        load_best_model_at_end=has_dev,
+        metric_for_best_model="f1" if has_dev else None,
+        greater_is_better=True if has_dev else None,
+        save_total_limit=2,
+        bf16=bf16,
+        use_cpu=True,
+        report_to=list(config.report_to) or "none",
+        seed=config.seed,
+        data_seed=config.seed,
+        disable_tqdm=not progress,
+        dataloader_num_workers=0,
+    )
+    callbacks = [EarlyStoppingCallback(config.patience)] if has_dev and config.patience else []
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=WindowDataset(train_features),
+        eval_dataset=WindowDataset(dev_features) if has_dev else None,
+        data_collator=DataCollatorForTokenClassification(tokenizer, label_pad_token_id=-100),
+        compute_metrics=compute_metrics if has_dev else None,
+        preprocess_logits_for_metrics=(lambda logits, labels: logits.float()),
+        callbacks=callbacks,
+    )
+    resume_from = None
+    if config.resume:
+        checkpoints = sorted(work_dir.glob("checkpoint-*"),
+                             key=lambda p: int(p.name.split("-")[-1]))
+        if checkpoints:
+            resume_from = str(checkpoints[-1])
+            log(f"resuming from {resume_from}")
+        else:
+            log(f"--resume: no checkpoint in {work_dir}; starting from the beginning")
+    train_out = trainer.train(resume_from_checkpoint=resume_from)
+    state = trainer.state
+
+    model = trainer.model
+    dev_metrics = None
+    if has_dev:
+        from medner.backends.encoder.model import EncoderModel
+
+        meta_probe = {"scheme": config.scheme, "tags": tags,
+                      "schema": _schema_dict(data.schema),
+                      "inference": _inference(config, dev_stride)}
+        probe = EncoderModel(model, tokenizer, meta_probe, bf16=bf16)
+        predicted = probe.predict(data.dev)
+        dev_metrics = score(data.dev, predicted)
+        log(f"dev strict micro F1 {100 * dev_metrics['micro']['f1']:.2f} "
+            f"(P {100 * dev_metrics['micro']['precision']:.2f}, "
+            f"R {100 * dev_metrics['micro']['recall']:.2f})")
+    seconds = time.perf_counter() - started
+    meta = {
+        "backend": "encoder",
+        "format_version": FORMAT_VERSION,
+        "medner_version": _medner_version(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "folder_name": Path(config.out).name,
+        "schema": _schema_dict(data.schema),
+        "scheme": config.scheme,
+        "tags": tags,
+        "base_model": base.to_dict(),
+        "training_config": config.to_dict(),
+        "inference": _inference(config, dev_stride),
+        "dev_metrics": dev_metrics,
+        "data": data.info,
+        "alignment": report.to_dict(),
+        "epochs_run": round(float(state.epoch or 0), 2),
+        "global_steps": state.global_step,
+        "best_step": _step_of(state.best_model_checkpoint),
+        "train_loss": round(float(train_out.training_loss), 5),
+        "train_seconds": round(seconds, 1),
+        "bf16": bf16,
+        "log_history": state.log_history,
+    }
+
+    def write(folder: Path) -> None:
+        model.save_pretrained(str(folder), safe_serialization=True)
+        tokenizer.save_pretrained(str(folder))
+        write_json(folder / LABELS_JSON, {"scheme": config.scheme, "tags": tags,
+                                          "labels": list(data.schema.labels)})
+        write_json(folder / MEDNER_JSON, meta)
+        (folder / "README.md").write_text(model_card(meta), encoding="utf-8")
+
+    path = atomic_folder(config.out, write)
+    for checkpoint in work_dir.glob("checkpoint-*"):
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    if work_dir.exists() and not any(work_dir.iterdir()):
+        work_dir.rmdir()
+    log(f"saved {path} in {seconds:.0f} s")
+    return TrainResult(path, meta)
+
+
+def _schema_dict(schema: LabelSchema) -> dict[str, Any]:
+    return {"name": schema.name, "labels": list(schema.labels), "mapping": dict(schema.mapping)}
+
+
+def _inference(config: EncoderConfig, stride: int) -> dict[str, Any]:
+    return {"max_length": config.predict_max_length, "stride": stride, "merge": config.merge,
+            "batch_size": config.predict_batch_size, "constrained": True}
+
+
+def _step_of(checkpoint: str | None) -> int | None:
+    if not checkpoint:
+        return None
+    try:
+        return int(Path(checkpoint).name.split("-")[-1])
+    except ValueError:
+        return None
+
+
+def _medner_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("medner")
+    except Exception:  # noqa: BLE001 - an uninstalled checkout still trains
+        return "unknown"
+
+
+__all__ = ["TrainResult", "load_data", "train"]

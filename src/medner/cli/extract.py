@@ -1,0 +1,131 @@
+"""``medner extract MODEL``: texts from arguments, files or stdin; entities out."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional  # noqa: UP035 - typer reads these annotations at runtime
+
+import typer
+
+from medner.document import Document
+from medner.errors import MednerError
+
+OUTPUT_FORMATS = ("text", "json", "jsonl", "pubtator", "brat")
+
+
+def read_inputs(texts: list[str], files: list[Path], input_format: str | None,
+                stdin_text: str | None) -> list[Document]:
+    """Documents from argument texts, then files, else stdin (one document per non-empty line)."""
+    docs = [Document(str(i + 1), t) for i, t in enumerate(texts)]
+    for path in files:
+        docs.extend(read_input_file(path, input_format))
+    if not texts and not files and stdin_text is not None:
+        lines = [line for line in stdin_text.splitlines() if line.strip()]
+        docs = [Document(str(i + 1), line) for i, line in enumerate(lines)]
+    return docs
+
+
+def _looks_plain(path: Path) -> bool:
+    if path.suffix.lower() != ".txt" or path.with_suffix(".ann").exists():
+        return False
+    with path.open("rb") as handle:
+        head = handle.read(4096).decode("utf-8", errors="replace")
+    return not any("|t|" in line or "|a|" in line for line in head.splitlines()[:3])
+
+
+def read_input_file(path: Path, input_format: str | None) -> list[Document]:
+    from medner.io import read_corpus, read_text_file
+
+    if not path.exists():
+        raise MednerError(f"{path}: no such file")
+    if input_format == "text" or (input_format is None and _looks_plain(path)):
+        return [Document(path.stem, read_text_file(path))]
+    return list(read_corpus(path, input_format, on_mismatch="skip").documents)
+
+
+def render(docs: list[Document], fmt: str) -> str:
+    if fmt == "text":
+        lines = []
+        for doc in docs:
+            if len(docs) > 1:
+                lines.append(f"# {doc.id}")
+            lines.extend(f"Entity: {s.text}, Label: {s.label}" for s in doc.spans)
+        return "\n".join(lines) + ("\n" if lines else "")
+    if fmt == "json":
+        return json.dumps([d.to_dict() for d in docs], ensure_ascii=False, indent=2) + "\n"
+    if fmt == "jsonl":
+        return "".join(json.dumps(d.to_dict(), ensure_ascii=False) + "\n" for d in docs)
+    if fmt == "pubtator":
+        from medner.io import write_corpus
+
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "out.pubtator"
+            write_corpus(docs, out, "pubtator")
+            return out.read_text(encoding="utf-8")
+    raise MednerError(f"--format {fmt} cannot be printed; give --output")
+
+
+def run_extract(model_path: Path, docs: list[Document], *, fmt: str, output: Path | None,
+                batch_size: int | None, threads: int | None, progress: bool) -> str | None:
+    """Predict and write; returns the text to print (``None`` when written to ``output``)."""
+    from medner.backends import load
+
+    if fmt not in OUTPUT_FORMATS:
+        raise MednerError(f"--format {fmt!r}: choose one of {', '.join(OUTPUT_FORMATS)}")
+    model = load(model_path, batch_size=batch_size, threads=threads)
+    predicted = model.predict(docs, progress=progress) if docs else []
+    if output is not None:
+        if fmt in ("pubtator", "brat", "jsonl"):
+            from medner.io import write_corpus
+
+            write_corpus(predicted, output, fmt)
+        else:
+            from medner.io import atomic_write
+
+            with atomic_write(output) as handle:
+                handle.write(render(predicted, fmt))
+        return None
+    if fmt == "brat":
+        raise MednerError("--format brat writes a folder of .txt/.ann files: give --output DIR")
+    return render(predicted, fmt)
+
+
+def extract_command(
+    model: Path = typer.Argument(..., help="A trained model folder (from `medner train`)."),
+    texts: Optional[list[str]] = typer.Argument(None, help="Texts to extract from."),  # noqa: UP045
+    input: Optional[list[Path]] = typer.Option(  # noqa: UP045, B008
+        None, "--input", "-i", help="Input files: any corpus format, or plain .txt (one "
+        "document per file). Repeat for several."),
+    input_format: Optional[str] = typer.Option(  # noqa: UP045
+        None, "--input-format", help="Format of --input files (pubtator, brat, jsonl, ..., "
+        "or 'text'); default: guessed."),
+    fmt: str = typer.Option("text", "--format", "-f",
+                            help="text (Entity/Label lines), json, jsonl, pubtator or brat."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o",  # noqa: UP045
+                                          help="Write here instead of stdout."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size",  # noqa: UP045
+                                             help="Windows per forward pass."),
+    threads: Optional[int] = typer.Option(None, "--threads",  # noqa: UP045
+                                          help="Torch CPU threads."),
+) -> None:
+    """Extract entities. Without texts or --input, reads stdin (one document per line)."""
+    texts = list(texts or [])
+    files = list(input or [])
+    stdin_text = None
+    if not texts and not files:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise MednerError("nothing to extract from: give texts, --input FILE or pipe "
+                              "text into stdin")
+        stdin_text = sys.stdin.read()
+    docs = read_inputs(texts, files, input_format, stdin_text)
+    out = run_extract(model, docs, fmt=fmt, output=output, batch_size=batch_size,
+                      threads=threads, progress=bool(files))
+    if out is not None:
+        typer.echo(out, nl=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("extract")(extract_command)
