@@ -86,7 +86,8 @@ BAD_INPUTS = [
         PASSAGE + '<annotation id="a1"><location offset="0" length="7"/></annotation></passage>'),
      5, "needs a 'type' infon"),
     ("overlapping passages", collection(
-        PASSAGE + "</passage>\n<passage><offset>3</offset><text>x</text></passage>"), 6, "overlaps"),
+        PASSAGE + "</passage>\n<passage><offset>3</offset><text>x</text></passage>"), 6,
+     "overlaps"),
     ("passage without offset", collection("<passage><text>x</text></passage>"), None,
      "not a BioC collection"),
 ]

@@ -66,7 +66,8 @@ def test_write_gives_back_t_and_r_lines_and_text(tmp_path):
         for kind in "TR":
             assert lines_of_kind(written, kind) == lines_of_kind(original, kind)
         assert sorted(written.read_text().splitlines()) == sorted(original.read_text().splitlines())
-        assert (tmp_path / "out" / f"{stem}.txt").read_bytes() == (FOLDER / f"{stem}.txt").read_bytes()
+        text = f"{stem}.txt"
+        assert (tmp_path / "out" / text).read_bytes() == (FOLDER / text).read_bytes()
     assert read(tmp_path / "out")[0] == docs
 
 
@@ -74,7 +75,8 @@ def test_writes_documents_from_other_formats(tmp_path):
     doc = Document("PMID:1/a", "Aspirin caused ulcers.",
                    (Span(0, 7, "Chemical", "Aspirin", id="c1"), Span(15, 21, "Disease", "ulcers")),
                    (Relation("CID", "c1", "T9", "span"), Relation("CID", "D1", "D2", "concept")))
-    with pytest.warns(UserWarning, match="2 documents whose file name differs.*2 concept relations not written"):
+    expected = "2 documents whose file name differs.*2 concept relations not written"
+    with pytest.warns(UserWarning, match=expected):
         brat.write([doc, doc], tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "PMID_1_a.ann", "PMID_1_a.txt", "PMID_1_a_2.ann", "PMID_1_a_2.txt"]
@@ -103,7 +105,8 @@ BAD_ANN = [
 ]
 
 
-@pytest.mark.parametrize("ann, line, message", [c[1:] for c in BAD_ANN], ids=[c[0] for c in BAD_ANN])
+@pytest.mark.parametrize("ann, line, message", [c[1:] for c in BAD_ANN],
+                         ids=[c[0] for c in BAD_ANN])
 def test_bad_annotation_is_located(tmp_path, ann, line, message):
     path = write_pair(tmp_path, ann)
     with pytest.raises(FormatError, match=message) as info:

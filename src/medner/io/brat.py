@@ -75,9 +75,6 @@ class _AnnParser:
         self.roles: dict[str, list[str]] = {}
         self.triggers: dict[str, str] = {}
 
-    def fail(self, lineno: int, message: str) -> FormatError:
-        return FormatError(self.path, lineno, message)
-
     def parse(self, line: str, lineno: int) -> None:
         if line.startswith("T"):
             self.parse_t(line, lineno)
@@ -95,21 +92,22 @@ class _AnnParser:
     def parse_t(self, line: str, lineno: int) -> None:
         fields = line.split("\t", 2)
         if len(fields) < 3 or " " not in fields[1]:
-            raise self.fail(lineno, "truncated T line: expected 'T<id><TAB><type> <start> <end>"
-                            "[;<start> <end>]<TAB><text>'")
+            raise FormatError(self.path, lineno, "truncated T line: expected 'T<id><TAB><type> "
+                              "<start> <end>[;<start> <end>]<TAB><text>'")
         label, offsets = fields[1].split(" ", 1)
-        pieces = []
+        fragments = []
         for piece in offsets.split(";"):
             match = _FRAGMENT.fullmatch(piece.strip())
             if not match:
-                raise self.fail(lineno, f"non-integer offset or bad fragment {piece!r} "
-                                "(expected '<start> <end>')")
-            pieces.append((int(match[1]), int(match[2])))
+                raise FormatError(self.path, lineno, f"non-integer offset or bad fragment "
+                                  f"{piece!r} (expected '<start> <end>')")
+            fragments.append((int(match[1]), int(match[2])))
+        pieces = tuple(fragments)
         where = {"path": self.path, "line": lineno, "on_mismatch": self.on_mismatch,
                  "report": self.report}
         if not all(check_mention(self.text, a, b, None, **where) for a, b in pieces):
             return
-        column, expected = fields[2], _mention_text(self.text, tuple(pieces))
+        column, expected = fields[2], _mention_text(self.text, pieces)
         if column != expected:
             if column.rstrip() != expected:
                 reject(f"text column {column!r} does not match the text at {offsets}: "
@@ -118,7 +116,7 @@ class _AnnParser:
             self.report.note("brat: T text column with trailing whitespace (kept for writing)",
                              f"{self.path}:{lineno}")
         span = Span(min(a for a, _ in pieces), max(b for _, b in pieces), label, expected,
-                    fragments=tuple(pieces) if len(pieces) > 1 else (), id=fields[0])
+                    fragments=pieces if len(pieces) > 1 else (), id=fields[0])
         self.spans.append(span)
         if t_line(span, expected) != line:
             self.raw[t_line(span, expected)] = line
@@ -128,7 +126,8 @@ class _AnnParser:
         parts = fields[1].split() if len(fields) > 1 else []
         args = [p.split(":", 1) for p in parts[1:]]
         if len(parts) != 3 or any(len(a) != 2 for a in args):
-            raise self.fail(lineno, "bad R line: expected 'R<id><TAB><type> Arg1:<id> Arg2:<id>'")
+            raise FormatError(self.path, lineno,
+                              "bad R line: expected 'R<id><TAB><type> Arg1:<id> Arg2:<id>'")
         (role1, head), (role2, tail) = args
         relation = Relation(parts[0], head, tail, "span", id=fields[0])
         self.relations.append(relation)

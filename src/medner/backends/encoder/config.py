@@ -173,7 +173,10 @@ def coerce_config(data: dict[str, Any], where: str) -> EncoderConfig:
         raise ConfigError(f"{where}: unknown config field(s) {unknown}; known fields: "
                           f"{', '.join(hints)}")
     values = {name: _coerce(name, value, hints[name], where) for name, value in data.items()}
-    return EncoderConfig(**values)
+    try:
+        return EncoderConfig(**values)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None

@@ -1,0 +1,500 @@
+"""Streaming, resumable extraction from corpus files to one output file.
+
+``extract_to_file`` reads its inputs one document at a time, predicts in batches and
+appends each batch's results to a JSON Lines *journal*, flushed and fsynced before the next
+batch starts. For jsonl output the journal is the output; for pubtator and brat it is
+``<output>.journal.jsonl``, converted into the output at the end (a file renamed into place,
+or a folder swapped in whole) and then removed. So an interrupted run, even ``kill -9``,
+loses at most the batch in flight, and ``resume=True`` finishes it:
+
+- the journal is read; a torn tail (a last line without its newline, or that is not a
+  JSON record) is cut off by truncating the file after the last complete record;
+- documents whose record key is already in the journal are skipped, the rest are extracted.
+
+Record keys are document ids made unique per run: the n-th repeat of an id becomes
+``id#n`` (the next free ``#n``), in input order, so a rerun over the same inputs derives the
+same keys. A renamed record keeps its input id in ``metadata["source_id"]``.
+
+Memory stays flat in the number of documents except for the set of record keys.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from medner.document import Document
+from medner.errors import FormatError, MednerError
+from medner.io import FORMATS, detect_format, read_corpus
+from medner.io.base import ReadReport, atomic_write, read_text_file
+
+log = logging.getLogger(__name__)
+
+PLAIN_TEXT = "text"
+"""Input format name for a plain text file: the whole file is one document named by its stem."""
+OUTPUT_FORMATS = ("jsonl", "pubtator", "brat")
+SOURCE_ID = "source_id"
+_KEEP_METADATA = ("pubtator_title_length",)
+"""Input metadata carried into the output: text layout only. Anything else describes the
+input's gold annotations (raw PubTator lines, brat event lines) and must not be written back
+as if it were predicted."""
+_PUBTATOR_TITLE = re.compile(rb"[^\t|]*\|t\|")
+
+
+@dataclass
+class BatchResult:
+    output: Path
+    format: str
+    documents: int
+    """Input documents seen, which is also the number of records in the finished output."""
+    extracted: int
+    """Documents extracted by this run."""
+    skipped: int
+    """Documents already in the output from an earlier run (``resume=True``)."""
+    renamed_ids: int = 0
+    """Repeated input ids written under a unique key (``id#2``, ...)."""
+    torn_lines: int = 0
+    """Incomplete lines cut from the end of the journal before resuming."""
+    unknown_records: int = 0
+    """Records already in the output whose key no input document produced."""
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    """What the caller should tell the user (renames, cut lines, skipped input mentions)."""
+
+    @property
+    def docs_per_second(self) -> float:
+        return self.extracted / self.seconds if self.seconds > 0 else 0.0
+
+
+# --- reading inputs ------------------------------------------------------------------------
+
+
+def looks_plain_text(path: Path) -> bool:
+    """A ``.txt`` file with no brat ``.ann`` beside it and no PubTator header in its first lines."""
+    if path.suffix.lower() != ".txt" or not path.is_file() or path.with_suffix(".ann").exists():
+        return False
+    with path.open("rb") as handle:
+        head = handle.read(4096).decode("utf-8", errors="replace")
+    return not any("|t|" in line or "|a|" in line for line in head.splitlines()[:3])
+
+
+def input_format_of(path: str | Path, fmt: str | None = None) -> str:
+    """``fmt`` checked, or the format guessed from the file (plain ``.txt`` gives ``text``)."""
+    p = Path(path)
+    if fmt is not None:
+        if fmt != PLAIN_TEXT and fmt not in FORMATS:
+            raise MednerError(f"unknown input format {fmt!r}; choose one of: "
+                              f"{', '.join(sorted([*FORMATS, PLAIN_TEXT]))}")
+        return fmt
+    if not p.exists():
+        raise FormatError(p, None, "no such file or folder")
+    return PLAIN_TEXT if looks_plain_text(p) else detect_format(p)
+
+
+def _binary_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line without its newline), splitting on ``\\n`` only."""
+    with path.open("rb") as handle:
+        for lineno, raw in enumerate(handle, start=1):
+            try:
+                yield lineno, raw.decode("utf-8").removesuffix("\n")
+            except UnicodeDecodeError as exc:
+                raise FormatError(path, lineno, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} "
+                                  f"at column {exc.start + 1})") from None
+
+
+def _iter_jsonl(path: Path, report: ReadReport) -> Iterator[Document]:
+    from medner.io.jsonl import parse_line
+
+    for lineno, line in _binary_lines(path):
+        if line.strip():
+            yield parse_line(line, path=path, lineno=lineno, on_mismatch="skip", report=report)
+
+
+def _iter_pubtator(path: Path, report: ReadReport) -> Iterator[Document]:
+    # The same loop as medner.io.pubtator.read, one document at a time instead of a list.
+    from medner.io.pubtator import _HEADER, _Block, _parse_line
+
+    block = None
+    for lineno, line in _binary_lines(path):
+        header = _HEADER.fullmatch(line)
+        if not line.strip():
+            if block is not None:
+                yield block.document(path)
+            block = None
+        elif header and header[2] == "t":
+            if block is not None:
+                yield block.document(path)
+            block = _Block(header[1], header[3], lineno)
+        elif header:
+            if block is None or block.pmid != header[1] or block.abstract is not None:
+                raise FormatError(path, lineno, f"abstract line of PMID {header[1]!r} does not "
+                                  "directly follow its title line")
+            block.abstract = header[3]
+        else:
+            _parse_line(block, line, path=path, lineno=lineno, on_mismatch="skip",
+                        report=report)
+    if block is not None:
+        yield block.document(path)
+
+
+def iter_documents(path: str | Path, fmt: str | None = None, *,
+                   report: ReadReport | None = None) -> Iterator[Document]:
+    """The documents of one input, streamed where the format allows it.
+
+    JSONL and PubTator are read line by line; a plain text file (``fmt="text"``, or a ``.txt``
+    that is neither PubTator nor half of a brat pair) is one document named by the file's
+    stem; other formats go through ``read_corpus``. Gold mentions that do not match their
+    text are skipped and counted in ``report``: extraction replaces them anyway.
+    """
+    p = Path(path)
+    name = input_format_of(p, fmt)
+    if not p.exists():
+        raise FormatError(p, None, "no such file or folder")
+    report = report if report is not None else ReadReport()
+    if name == PLAIN_TEXT:
+        yield Document(p.stem, read_text_file(p))
+        return
+    if name in ("jsonl", "pubtator"):
+        if p.is_dir():
+            raise FormatError(p, None, f"is a folder; {name} input must be a file")
+        stream = _iter_jsonl(p, report) if name == "jsonl" else _iter_pubtator(p, report)
+        found = False
+        for doc in stream:
+            found = True
+            yield doc
+        if not found:
+            raise FormatError(p, None, f"no documents found (read as {name})")
+        return
+    corpus = read_corpus(p, name, on_mismatch="skip")
+    report.merge(corpus.report)
+    yield from corpus.documents
+
+
+def count_documents(path: str | Path, fmt: str | None = None) -> int | None:
+    """A cheap count for the progress bar (one pass over the bytes), or ``None`` if not cheap."""
+    p = Path(path)
+    name = input_format_of(p, fmt)
+    if name == PLAIN_TEXT:
+        return 1
+    if name not in ("jsonl", "pubtator") or not p.is_file():
+        return None
+    with p.open("rb") as handle:
+        if name == "jsonl":
+            return sum(1 for line in handle if line.strip())
+        return sum(1 for line in handle if _PUBTATOR_TITLE.match(line))
+
+
+class UniqueIds:
+    """Record keys for one run: an id's first use keeps it, the n-th repeat becomes ``id#n``."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+        self.repeats: Counter[str] = Counter()
+        self.renamed = 0
+
+    def key(self, doc_id: str) -> str:
+        self.repeats[doc_id] += 1
+        key = doc_id
+        n = self.repeats[doc_id]
+        while key in self.used:
+            key = f"{doc_id}#{n}"
+            n += 1
+        if key != doc_id:
+            self.renamed += 1
+        self.used.add(key)
+        return key
+
+
+# --- the journal ---------------------------------------------------------------------------
+
+
+def journal_path(output: str | Path, output_format: str) -> Path:
+    """Where results are appended while a run is in progress."""
+    out = Path(output)
+    return out if output_format == "jsonl" else out.with_name(out.name + ".journal.jsonl")
+
+
+def _record_key(line: bytes) -> str | None:
+    """The id of a complete journal line, or ``None`` if the line is not a whole record."""
+    if not line.endswith(b"\n"):
+        return None
+    try:
+        data = json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str) \
+            or not isinstance(data.get("text"), str):
+        return None
+    return data["id"]
+
+
+def recover_journal(handle: IO[bytes], path: Path) -> tuple[set[str], int]:
+    """Keys of the complete records in an open journal; cuts everything after the last one.
+
+    Returns (keys, number of lines cut). Appends are whole lines, so only the tail can be
+    torn; whatever follows the first bad line is cut too and those documents are redone.
+    """
+    handle.seek(0)
+    keys: set[str] = set()
+    good_end = 0
+    lineno = 0
+    for lineno, line in enumerate(handle, start=1):  # noqa: B007 - lineno is used after the loop
+        key = _record_key(line)
+        if key is None:
+            break
+        if key in keys:
+            raise MednerError(f"{path}:{lineno}: record {key!r} appears twice; this file was "
+                              "not written by one medner run. Use a new output file, or run "
+                              "without resume to start over.")
+        keys.add(key)
+        good_end += len(line)
+    handle.seek(0, os.SEEK_END)
+    size = handle.tell()
+    cut = 0
+    if size > good_end:
+        handle.seek(good_end)
+        tail = handle.read()
+        if not keys and b"\n" in tail:
+            # Not even one record, but whole lines: some other file, not a torn journal.
+            raise MednerError(f"{path}:1: not a medner JSON Lines record; refusing to resume "
+                              "into this file. Choose another output, or run without resume to "
+                              "overwrite it.")
+        cut = tail.count(b"\n") + (0 if tail.endswith(b"\n") else 1)
+        handle.truncate(good_end)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return keys, cut
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # not possible on every platform; the data itself is fsynced
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _lock(handle: IO[bytes], path: Path) -> None:
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory lock; one writer per output is then on the user
+        return
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise MednerError(f"{path} is being written by another running extraction; wait for it "
+                          "or choose another --output") from None
+
+
+@contextmanager
+def open_journal(path: Path, resume: bool) -> Iterator[tuple[IO[bytes], set[str], int]]:
+    """The journal opened for appending and locked, with (handle, keys done, lines cut)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    existed = path.exists()
+    with path.open("a+b") as handle:
+        _lock(handle, path)
+        if not existed:
+            _fsync_dir(path.parent)
+        if resume:
+            keys, cut = recover_journal(handle, path)
+        else:
+            handle.truncate(0)
+            keys, cut = set(), 0
+        yield handle, keys, cut
+
+
+def iter_journal(path: Path) -> Iterator[Document]:
+    for lineno, line in _binary_lines(path):
+        if line.strip():
+            try:
+                yield Document.from_dict(json.loads(line))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                raise FormatError(path, lineno, f"bad journal record: {exc}") from None
+
+
+# --- writing the final output --------------------------------------------------------------
+
+
+def _brat_stem(doc_id: str, used: set[str]) -> str:
+    stem = re.sub(r"[^\w.-]", "_", doc_id).lstrip(".") or "doc"
+    candidate, n = stem, 1
+    while candidate.lower() in used:  # lower: case-insensitive file systems
+        n += 1
+        candidate = f"{stem}_{n}"
+    used.add(candidate.lower())
+    return candidate
+
+
+def convert_journal(journal: Path, output: Path, output_format: str) -> list[str]:
+    """Write the journal's records as ``output_format``, atomically; returns notes."""
+    skipped: Counter[str] = Counter()
+    if output_format == "pubtator":
+        from medner.io.pubtator import format_document
+
+        with atomic_write(output) as handle:
+            for doc in iter_journal(journal):
+                handle.write(format_document(doc, skipped))
+    elif output_format == "brat":
+        from medner.backends.encoder.folder import atomic_folder
+        from medner.io.brat import format_ann
+
+        def write(folder: Path) -> None:
+            used: set[str] = set()
+            for doc in iter_journal(journal):
+                stem = _brat_stem(doc.id, used)
+                if stem != doc.id:
+                    skipped["documents whose file name differs from their id"] += 1
+                (folder / f"{stem}.txt").write_text(doc.text, encoding="utf-8", newline="")
+                (folder / f"{stem}.ann").write_text(format_ann(doc, skipped), encoding="utf-8",
+                                                    newline="")
+
+        if output.exists() and not output.is_dir():
+            raise MednerError(f"{output} is a file; brat output is a folder of .txt/.ann files")
+        atomic_folder(output, write)
+    else:
+        raise MednerError(f"cannot convert a journal to {output_format!r}")
+    return [f"{output}: {n} {what}" for what, n in skipped.items()]
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+def _progress(enabled: bool, total: int | None):
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = [TextColumn("[progress.description]{task.description}")]
+    if total is not None:
+        columns += [BarColumn(), MofNCompleteColumn()]
+    else:
+        columns += [TextColumn("{task.completed} docs")]
+    columns += [TextColumn("{task.fields[rate]} docs/s"), TimeElapsedColumn()]
+    if total is not None:
+        columns.append(TimeRemainingColumn())
+    return Progress(*columns, console=Console(stderr=True), disable=not enabled)
+
+
+def _to_extract(doc: Document, key: str) -> Document:
+    metadata: dict[str, Any] = {k: doc.metadata[k] for k in _KEEP_METADATA if k in doc.metadata}
+    if key != doc.id:
+        metadata[SOURCE_ID] = doc.id
+    return Document(key, doc.text, metadata=metadata)
+
+
+def extract_to_file(model, inputs: Sequence[str | Path], output: str | Path, *,
+                    input_format: str | None = None, output_format: str = "jsonl",
+                    resume: bool = False, batch_size: int = 64,
+                    progress: bool = True) -> BatchResult:
+    """Extract every document of ``inputs`` into ``output`` (see the module docstring).
+
+    ``model`` is a loaded medner model (``medner.load``); ``batch_size`` is the number of
+    documents per prediction call and per fsynced append. Without ``resume`` an existing
+    output is started over. With ``resume`` the inputs must be the same, in the same order,
+    as in the interrupted run (keys of repeated ids depend on the order).
+    """
+    started = time.perf_counter()
+    if output_format not in OUTPUT_FORMATS:
+        raise MednerError(f"output format {output_format!r}: choose one of "
+                          f"{', '.join(OUTPUT_FORMATS)}")
+    if batch_size < 1:
+        raise MednerError(f"batch size must be at least 1, got {batch_size}")
+    paths = [Path(p) for p in inputs]
+    if not paths:
+        raise MednerError("no input files given")
+    formats = [input_format_of(p, input_format) for p in paths]
+    out = Path(output)
+    journal = journal_path(out, output_format)
+    if out.resolve() in {p.resolve() for p in paths} or journal.resolve() in \
+            {p.resolve() for p in paths}:
+        raise MednerError(f"{out}: the output must not be one of the inputs")
+    notes: list[str] = []
+    if resume and not journal.exists():
+        notes.append(f"{journal}: nothing to resume from; starting from the first document")
+
+    counts = [count_documents(p, f) for p, f in zip(paths, formats, strict=True)]
+    total = None if None in counts else sum(c for c in counts if c is not None)
+    report = ReadReport()
+    ids = UniqueIds()
+    seen = extracted = skipped = 0
+    with open_journal(journal, resume) as (handle, done, cut), _progress(progress, total) as bar:
+        if cut:
+            notes.append(f"{journal}: cut {cut} incomplete line(s) at the end left by the "
+                         "interrupted run; those documents are extracted again")
+        task = bar.add_task("extract", total=total, rate="-")
+        batch: list[Document] = []
+        t_extract = 0.0
+
+        def flush() -> None:
+            nonlocal extracted, t_extract
+            if not batch:
+                return
+            t0 = time.perf_counter()
+            predicted = model.predict(batch, progress=False)
+            if len(predicted) != len(batch):
+                raise MednerError(f"the model returned {len(predicted)} documents for "
+                                  f"{len(batch)}")
+            data = "".join(json.dumps(d.to_dict(), ensure_ascii=False) + "\n"
+                           for d in predicted).encode("utf-8")
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+            t_extract += time.perf_counter() - t0
+            extracted += len(batch)
+            bar.update(task, advance=len(batch), rate=f"{extracted / t_extract:.1f}")
+            batch.clear()
+
+        for path, fmt in zip(paths, formats, strict=True):
+            for doc in iter_documents(path, fmt, report=report):
+                seen += 1
+                key = ids.key(doc.id)
+                if key in done:
+                    skipped += 1
+                    bar.update(task, advance=1)
+                    continue
+                batch.append(_to_extract(doc, key))
+                if len(batch) >= batch_size:
+                    flush()
+        flush()
+        unknown = len(done - ids.used)
+        if output_format != "jsonl":
+            notes.extend(convert_journal(journal, out, output_format))
+            journal.unlink()  # under the lock; a crash before this only means a redone conversion
+
+    if ids.renamed:
+        notes.append(f"{ids.renamed} repeated input id(s) written under unique keys (id#2, ...;"
+                     f" the input id is in metadata.{SOURCE_ID})")
+    if unknown:
+        notes.append(f"{out}: {unknown} record(s) from the earlier run match no input document "
+                     "(were the inputs changed?); they are kept")
+    notes.extend(f"input: {n} {kind}" for kind, n in report.counts.items())
+    for note in notes:
+        log.warning(note)
+    return BatchResult(output=out, format=output_format, documents=seen, extracted=extracted,
+                       skipped=skipped, renamed_ids=ids.renamed, torn_lines=cut,
+                       unknown_records=unknown, seconds=time.perf_counter() - started,
+                       notes=notes)
+
+
+__all__ = ["OUTPUT_FORMATS", "BatchResult", "count_documents", "extract_to_file",
+           "input_format_of", "iter_documents", "iter_journal", "journal_path"]

@@ -1,0 +1,62 @@
+"""The training config: shipped configs load, the file and flags share one definition."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from medner.backends.encoder.config import EncoderConfig, field_help, load_config
+from medner.errors import ConfigError
+from medner.labels import get_schema
+
+CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.toml"))
+
+
+def test_every_field_has_help() -> None:
+    assert all(text.strip() for text in field_help().values())
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_shipped_config_loads(path: Path) -> None:
+    config = load_config(path)
+    assert isinstance(config, EncoderConfig)
+    if config.labels:
+        get_schema(config.labels)
+    assert config.base_model
+
+
+def test_expected_configs_are_shipped() -> None:
+    names = {p.stem for p in CONFIGS}
+    assert {"bc5cdr", "ncbi-disease", "maccrobat-clinical4", "demo"} <= names
+
+
+def test_flags_override_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[train]\nepochs = 3\nlearning_rate = 1e-4\nreport_to = ["tensorboard"]\n')
+    config = load_config(path, {"epochs": 5.0, "learning_rate": None})
+    assert config.epochs == 5.0 and config.learning_rate == 1e-4
+    assert config.report_to == ("tensorboard",)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("epochs = 'many'", "'epochs' expects float"),
+        ("learnig_rate = 1e-4", "unknown config field(s) ['learnig_rate']"),
+        ("scheme = 'IOB'", "'scheme' must be one of"),
+        ("stride = 500", "'stride' must be"),
+        ("backend = 'llm'", "backend"),
+    ],
+)
+def test_bad_config_names_the_field(tmp_path: Path, body: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(body + "\n")
+    with pytest.raises(ConfigError, match="bad.toml") as err:
+        load_config(path)
+    assert message in str(err.value)
+
+
+def test_missing_config_file_is_clear(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml")
