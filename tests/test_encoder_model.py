@@ -30,7 +30,7 @@ def doc(id_: str, text: str, *mentions: tuple[str, str]) -> Document:
 DOCS = [
     doc("a", "she was suffering from Malaria and fever so she used amodiaquine",
         ("Malaria", "DISEASE"), ("fever", "SYMPTOM"), ("amodiaquine", "DRUG")),
-    doc("b", "pain on hip after a fall , no cerebral malaria seen",
+    doc("b", "pain on hip after a fall , no signs cerebral malaria seen today .",
         ("pain", "SYMPTOM"), ("hip", "BODY_PART"), ("cerebral malaria", "DISEASE")),
 ]
 
@@ -98,14 +98,9 @@ def test_entities_across_window_borders_are_merged_whole(trained: Path) -> None:
     model = load(trained)
     tok = tokenize_document(model.tokenizer, DOCS[1].text)
     entity = next(s for s in DOCS[1].spans if s.text == "cerebral malaria")
-    for max_length in range(8, WINDOW + 1):  # find a window size that cuts the entity
-        windows = make_windows(tok, max_length - 2, model.stride)
-        ends = [tok.word_spans[tok.token_word[b - 1]][1] for _, b in windows]
-        if any(entity.start < end < entity.end for end in ends):
-            break
-    else:
-        pytest.fail("no window size cuts the entity; the test needs one")
-    model.max_length = max_length
+    windows = make_windows(tok, model.max_length - 2, model.stride)
+    ends = [tok.word_spans[tok.token_word[b - 1]][1] for _, b in windows]
+    assert any(entity.start < end < entity.end for end in ends), "a border must cut it"
     (pred,) = model.predict([DOCS[1]])
     assert keys(pred) == keys(DOCS[1])
 
@@ -162,3 +157,35 @@ def test_save_replaces_an_existing_folder_only_when_complete(tmp_path: Path) -> 
     atomic_folder(target, lambda f: (f / "b.txt").write_text("new"))
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
     assert [p.name for p in target.iterdir()] == ["b.txt"]
+
+
+def test_resume_continues_from_the_last_checkpoint(tmp_path: Path, monkeypatch) -> None:
+    import importlib
+
+    train_module = importlib.import_module("medner.backends.encoder.train")
+
+    base = save_tiny_base(tmp_path / "base", [d.text for d in DOCS])
+    data = tmp_path / "train.jsonl"
+    write_corpus(DOCS, data, "jsonl")
+    config = EncoderConfig(train=str(data), dev=str(data), base_model=str(base),
+                           out=str(tmp_path / "model"), max_steps=6, eval_steps=3,
+                           batch_size=8, max_length=WINDOW, stride=4, predict_max_length=WINDOW,
+                           bf16=False, patience=0)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "atomic_folder", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_module.train(config, log=lambda _: None, progress=False)
+    assert not (tmp_path / "model").exists()
+    assert sorted(p.name for p in (tmp_path / "model.train").glob("checkpoint-*")) == [
+        "checkpoint-3", "checkpoint-6"]
+    monkeypatch.undo()
+    messages: list[str] = []
+    longer = EncoderConfig(**{**config.to_dict(), "report_to": (), "max_steps": 9,
+                              "resume": True})
+    result = train_module.train(longer, log=messages.append, progress=False)
+    assert any("resuming from" in m and "checkpoint-6" in m for m in messages)
+    assert result.meta["global_steps"] == 9
+    assert not list((tmp_path / "model.train").glob("checkpoint-*"))

@@ -204,7 +204,7 @@ class UniqueIds:
     def key(self, doc_id: str) -> str:
         self.repeats[doc_id] += 1
         key = doc_id
-        n = self.repeats[doc_id]
+        n = max(2, self.repeats[doc_id])
         while key in self.used:
             key = f"{doc_id}#{n}"
             n += 1
@@ -468,6 +468,11 @@ def extract_to_file(model, inputs: Sequence[str | Path], output: str | Path, *,
             for doc in iter_documents(path, fmt, report=report):
                 seen += 1
                 key = ids.key(doc.id)
+                if output_format == "pubtator" and any(c in key for c in "|\t\r\n"):
+                    # Checked now, not when the journal is converted after all the work.
+                    raise MednerError(f"{path}: document id {key!r} cannot be a PubTator PMID "
+                                      "(it contains '|', a tab or a line break); write jsonl "
+                                      "or brat instead")
                 if key in done:
                     skipped += 1
                     bar.update(task, advance=1)

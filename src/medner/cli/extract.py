@@ -6,7 +6,7 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import Optional  # noqa: UP035 - typer reads these annotations at runtime
+from typing import Annotated, Optional  # noqa: UP035 - typer reads annotations at runtime
 
 import typer
 
@@ -94,22 +94,24 @@ def run_extract(model_path: Path, docs: list[Document], *, fmt: str, output: Pat
 
 
 def extract_command(
-    model: Path = typer.Argument(..., help="A trained model folder (from `medner train`)."),
-    texts: Optional[list[str]] = typer.Argument(None, help="Texts to extract from."),  # noqa: UP045
-    input: Optional[list[Path]] = typer.Option(  # noqa: UP045, B008
-        None, "--input", "-i", help="Input files: any corpus format, or plain .txt (one "
-        "document per file). Repeat for several."),
-    input_format: Optional[str] = typer.Option(  # noqa: UP045
-        None, "--input-format", help="Format of --input files (pubtator, brat, jsonl, ..., "
-        "or 'text'); default: guessed."),
-    fmt: str = typer.Option("text", "--format", "-f",
-                            help="text (Entity/Label lines), json, jsonl, pubtator or brat."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o",  # noqa: UP045
-                                          help="Write here instead of stdout."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size",  # noqa: UP045
-                                             help="Windows per forward pass."),
-    threads: Optional[int] = typer.Option(None, "--threads",  # noqa: UP045
-                                          help="Torch CPU threads."),
+    model: Annotated[Path, typer.Argument(help="A trained model folder (from `medner train`).")],
+    texts: Annotated[Optional[list[str]],  # noqa: UP045
+                     typer.Argument(help="Texts to extract from.")] = None,
+    input: Annotated[Optional[list[Path]], typer.Option(  # noqa: UP045
+        "--input", "-i", help="Input files: any corpus format, or plain .txt (one document "
+        "per file). Repeat for several.")] = None,
+    input_format: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--input-format", help="Format of --input files (pubtator, brat, jsonl, ..., or "
+        "'text'); default: guessed.")] = None,
+    fmt: Annotated[str, typer.Option(
+        "--format", "-f", help="text (Entity/Label lines), json, jsonl, pubtator or brat.")
+    ] = "text",
+    output: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--output", "-o", help="Write here instead of stdout.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(  # noqa: UP045
+        "--batch-size", help="Windows per forward pass.")] = None,
+    threads: Annotated[Optional[int], typer.Option(  # noqa: UP045
+        "--threads", help="Torch CPU threads.")] = None,
 ) -> None:
     """Extract entities. Without texts or --input, reads stdin (one document per line)."""
     texts = list(texts or [])

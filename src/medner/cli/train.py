@@ -47,7 +47,7 @@ def run_train(backend: str, config_path: Path | None, overrides: dict[str, Any])
         overrides["report_to"] = tuple(v for item in overrides["report_to"]
                                        for v in item.replace(",", " ").split())
     config = load_config(config_path, overrides)
-    from medner.backends.encoder import train
+    from medner.backends.encoder.train import train
 
     return train(config, log=lambda msg: typer.echo(msg, err=True), progress=True)
 

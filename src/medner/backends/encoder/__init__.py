@@ -5,7 +5,7 @@ align.py    char spans <-> word tags (BIO/BILOU) through the tokenizer's offsets
 windows.py  overlapping windows over long documents and merging them back
 decode.py   Viterbi decoding restricted to valid tag sequences
 predict.py  batched inference shared by training (dev selection) and the loaded model
-train.py    fine-tuning with transformers' Trainer
+train.py    fine-tuning with transformers' Trainer (``train.train(config)``)
 model.py    ``EncoderModel``: a trained folder loaded for ``extract``/``predict``
 folder.py   atomic model folder, ``medner.json``, model card
 """
@@ -25,11 +25,4 @@ def load(path: str | Path, *, bf16: bool | None = None, batch_size: int | None =
     return EncoderModel.load(path, bf16=bf16, batch_size=batch_size, threads=threads)
 
 
-def train(config: EncoderConfig, *, log=print, progress: bool = True):
-    """Train from ``config`` and write the model folder; returns a ``TrainResult``."""
-    from medner.backends.encoder.train import train as _train
-
-    return _train(config, log=log, progress=progress)
-
-
-__all__ = ["EncoderConfig", "load", "load_config", "train"]
+__all__ = ["EncoderConfig", "load", "load_config"]

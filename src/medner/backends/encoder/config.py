@@ -55,6 +55,8 @@ class EncoderConfig:
     merge: Merge = _f("center", "How overlapping windows are merged at prediction: 'center' "
                       "keeps, for each word, the window where it is furthest from an edge; "
                       "'mean' averages the windows' probabilities.", choices=("center", "mean"))
+    propagate: bool = _f(False, "After decoding, also tag other occurrences of a mention found "
+                         "in the same document (same words, case-insensitive).")
     # --- optimisation ---------------------------------------------------------
     epochs: float = _f(10.0, "Maximum number of training epochs.")
     max_steps: int | None = _f(None, "Stop after this many optimiser steps (overrides --epochs).")

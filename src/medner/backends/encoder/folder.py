@@ -123,13 +123,15 @@ def model_card(meta: dict[str, Any]) -> str:
         "",
     ]
     if metrics:
-        lines += ["| label | precision | recall | F1 | support |", "| --- | ---: | ---: | ---: | ---: |"]
+        lines += ["| label | precision | recall | F1 | support |",
+                  "| --- | ---: | ---: | ---: | ---: |"]
         for label, m in sorted((metrics.get("per_label") or {}).items()):
             lines.append(f"| {label} | {_pct(m.get('precision'))} | {_pct(m.get('recall'))} | "
                          f"{_pct(m.get('f1'))} | {m.get('tp', 0) + m.get('fn', 0)} |")
         micro = metrics.get("micro") or {}
-        lines.append(f"| **micro** | {_pct(micro.get('precision'))} | {_pct(micro.get('recall'))}"
-                     f" | **{_pct(micro.get('f1'))}** | {micro.get('tp', 0) + micro.get('fn', 0)} |")
+        support = micro.get("tp", 0) + micro.get("fn", 0)
+        lines.append(f"| **micro** | {_pct(micro.get('precision'))} | "
+                     f"{_pct(micro.get('recall'))} | **{_pct(micro.get('f1'))}** | {support} |")
     else:
         lines.append("No dev set was given; no metrics.")
     data = meta.get("data", {})

@@ -43,6 +43,7 @@ class EncoderModel:
         self.batch_size = batch_size or int(inference.get("batch_size", 32))
         self.bf16 = cpu_supports_bf16() if bf16 is None else bf16
         self.decoder = Decoder(self.tags, self.scheme, bool(inference.get("constrained", True)))
+        self.propagate = bool(inference.get("propagate", False))
         _, self.n_special = special_layout(tokenizer)
 
     @property
@@ -67,12 +68,19 @@ class EncoderModel:
                               "not 'encoder'")
         if threads:
             torch.set_num_threads(threads)
+        from transformers.utils import logging as hf_logging
+
+        bar_was_on = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # keep stdout/stderr clean for `medner extract`
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(folder))
             model = AutoModelForTokenClassification.from_pretrained(str(folder))
         except (OSError, ValueError) as exc:
             raise MednerError(f"model folder {folder}: cannot load weights or tokenizer: "
                               f"{exc}") from None
+        finally:
+            if bar_was_on:
+                hf_logging.enable_progress_bar()
         if not getattr(tokenizer, "is_fast", False):
             raise MednerError(f"model folder {folder}: the tokenizer is not a fast tokenizer "
                               "(tokenizer.json); medner needs character offsets")
@@ -86,7 +94,8 @@ class EncoderModel:
         items = window_items(tokenized, self.max_length, self.stride, self.n_special)
         logprobs = run_windows(self.model, self.tokenizer, tokenized, items,
                                batch_size=self.batch_size, bf16=self.bf16, progress=progress)
-        return decode_documents(texts, tokenized, items, logprobs, self.decoder, self.merge)
+        return decode_documents(texts, tokenized, items, logprobs, self.decoder, self.merge,
+                                self.propagate)
 
     def extract(self, texts: str | Iterable[str], *, ids: Sequence[str] | None = None,
                 progress: bool = False) -> list[Document]:

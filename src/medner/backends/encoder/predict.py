@@ -117,9 +117,46 @@ def run_windows(model, tokenizer, tokenized: Sequence[Tokenized], items: Sequenc
     return out  # type: ignore[return-value]
 
 
+def propagate_mentions(text: str, tok: Tokenized, found: list[tuple[int, int, str]],
+                       scores: list[float]) -> tuple[list[tuple[int, int, str]], list[float]]:
+    """Tag other occurrences (same words, case-insensitive) of mentions found in the document.
+
+    Abstracts repeat their entities; the model sometimes misses a repeat it tagged
+    elsewhere. Only words that are not already inside a span are tagged.
+    """
+    if not found:
+        return found, scores
+    words = [text[a:b].lower() for a, b in tok.word_spans]
+    known: dict[tuple[str, ...], tuple[str, float]] = {}
+    for (first, last, label), sc in zip(found, scores, strict=True):
+        known.setdefault(tuple(words[first:last + 1]), (label, sc))
+    taken = np.zeros(len(words), dtype=bool)
+    for first, last, _ in found:
+        taken[first:last + 1] = True
+    lengths = sorted({len(k) for k in known}, reverse=True)
+    extra, extra_scores = [], []
+    i = 0
+    while i < len(words):
+        for n in lengths:
+            key = tuple(words[i:i + n])
+            if len(key) == n and key in known and not taken[i:i + n].any():
+                label, sc = known[key]
+                extra.append((i, i + n - 1, label))
+                extra_scores.append(sc)
+                taken[i:i + n] = True
+                i += n - 1
+                break
+        i += 1
+    if not extra:
+        return found, scores
+    merged = sorted(zip(found + extra, scores + extra_scores, strict=True))
+    return [m for m, _ in merged], [sc for _, sc in merged]
+
+
 def decode_documents(texts: Sequence[str], tokenized: Sequence[Tokenized],
                      items: Sequence[WindowItem], logprobs: Sequence[np.ndarray],
-                     decoder: Decoder, merge: str) -> list[list[Span]]:
+                     decoder: Decoder, merge: str, propagate: bool = False
+                     ) -> list[list[Span]]:
     per_doc: list[list[int]] = [[] for _ in texts]
     for k, item in enumerate(items):
         per_doc[item.doc].append(k)
@@ -139,5 +176,7 @@ def decode_documents(texts: Sequence[str], tokenized: Sequence[Tokenized],
         for first, last, _ in found:
             probs = [np.exp(word_lp[w, index[tags[w]]]) for w in range(first, last + 1)]
             scores.append(float(np.mean(probs)))
+        if propagate:
+            found, scores = propagate_mentions(text, tok, found, scores)
         results.append(word_spans_to_spans(text, tok, found, scores))
     return results

@@ -1,0 +1,180 @@
+"""Batch extraction with a ``kill -9`` in the middle, then ``--resume``: no record lost or doubled.
+
+    python benchmarks/batch_resume.py MODEL_DIR /path/to/CDR_DevelopmentSet.PubTator.txt \
+        [--documents 10000] [--kill-at 0.5] [--work-dir /tmp/medner-batch-bench]
+
+1. Writes a PubTator input of ``--documents`` documents into ``--work-dir`` (outside the
+   repository): the dev abstracts repeated, each copy under a new id (``<pmid>-<copy>``).
+2. Runs ``medner.batch.extract_to_file`` in a child process and sends it SIGKILL once the
+   output holds ``--kill-at`` of the documents.
+3. Runs it again with ``resume=True`` in a new child process until it finishes.
+4. Checks the output: one JSON record per line, exactly the input ids, each once; prints a
+   JSON summary (docs/s of both runs, records at the kill, torn bytes cut, peak RSS).
+
+Bounded: every child has ``--time-limit`` seconds; exit code 1 if a check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+def make_input(source: Path, target: Path, n: int) -> list[str]:
+    """``n`` PubTator documents cycling through ``source``'s, ids made unique; returns ids."""
+    blocks = [b for b in source.read_text(encoding="utf-8").split("\n\n") if b.strip()]
+    ids = []
+    with target.open("w", encoding="utf-8", newline="") as out:
+        for i in range(n):
+            block = blocks[i % len(blocks)].strip("\n")
+            copy = i // len(blocks)
+            pmid = block.split("|", 1)[0]
+            new_id = f"{pmid}-{copy}"
+            lines = []
+            for line in block.split("\n"):
+                rest = line[len(pmid):]
+                lines.append(new_id + rest)
+            out.write("\n".join(lines) + "\n\n")
+            ids.append(new_id)
+    return ids
+
+
+def count_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with path.open("rb") as handle:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+
+
+def worker(model: Path, data: Path, output: Path, resume: bool, batch_size: int,
+           threads: int | None) -> None:
+    from medner.backends import load
+    from medner.batch import extract_to_file
+
+    result = extract_to_file(load(model, threads=threads), [data], output, resume=resume,
+                             batch_size=batch_size, progress=False)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"documents": result.documents, "extracted": result.extracted,
+                      "skipped": result.skipped, "torn_lines": result.torn_lines,
+                      "seconds": round(result.seconds, 2),
+                      "docs_per_s": round(result.docs_per_second, 2),
+                      "peak_rss_mb": round(peak_kb / 1024, 1), "notes": result.notes}))
+
+
+def child(args: argparse.Namespace, data: Path, output: Path, resume: bool) -> list[str]:
+    cmd = [sys.executable, __file__, "--worker", str(args.model), str(data), str(output),
+           "--batch-size", str(args.batch_size)]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    if resume:
+        cmd.append("--resume")
+    return cmd
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", type=Path)
+    parser.add_argument("data", type=Path)
+    parser.add_argument("--documents", type=int, default=10_000)
+    parser.add_argument("--kill-at", type=float, default=0.5,
+                        help="fraction of documents written before the SIGKILL")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--work-dir", type=Path, default=Path("/tmp/medner-batch-bench"))
+    parser.add_argument("--time-limit", type=float, default=3600.0)
+    parser.add_argument("--json-out", type=Path, default=None)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)
+    args, rest = parser.parse_known_args(argv)
+    if args.worker:
+        worker(args.model, args.data, Path(rest[0]), args.resume, args.batch_size, args.threads)
+        return 0
+
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    data = args.work_dir / "input.pubtator"
+    output = args.work_dir / "output.jsonl"
+    output.unlink(missing_ok=True)
+    ids = make_input(args.data, data, args.documents)
+    kill_at = int(args.documents * args.kill_at)
+
+    # Run 1: killed with SIGKILL once kill_at records are on disk.
+    started = time.monotonic()
+    proc = subprocess.Popen(child(args, data, output, resume=False), stdout=subprocess.PIPE)
+    killed = False
+    try:
+        while time.monotonic() - started < args.time_limit:
+            if proc.poll() is not None:
+                break
+            if count_lines(output) >= kill_at:
+                os.kill(proc.pid, signal.SIGKILL)
+                killed = True
+                break
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None and not killed:
+            proc.kill()
+        proc.wait(timeout=60)
+        proc.stdout.close()
+    first_seconds = time.monotonic() - started
+    size = output.stat().st_size if output.exists() else 0
+    raw = output.read_bytes() if output.exists() else b""
+    complete_at_kill = raw.count(b"\n")
+    torn_bytes = len(raw) - (raw.rfind(b"\n") + 1)
+    del raw
+
+    # Run 2: resume to the end.
+    started = time.monotonic()
+    done = subprocess.run(child(args, data, output, resume=True), capture_output=True,
+                          text=True, timeout=args.time_limit)
+    second_seconds = time.monotonic() - started
+    resumed = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else {
+        "error": done.stderr[-2000:]}
+
+    # Checks: every line a record, exactly the input ids, each once.
+    seen: Counter[str] = Counter()
+    bad_lines = 0
+    with output.open("rb") as handle:
+        for line in handle:
+            try:
+                seen[json.loads(line)["id"]] += 1
+            except (json.JSONDecodeError, KeyError, TypeError):
+                bad_lines += 1
+    doubled = sorted(k for k, v in seen.items() if v > 1)
+    missing = sorted(set(ids) - set(seen))
+    unknown = sorted(set(seen) - set(ids))
+    summary = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
+        "documents": args.documents,
+        "first_run": {"killed": killed, "signal": "SIGKILL", "returncode": proc.returncode,
+                      "records_at_kill": complete_at_kill, "torn_bytes_at_kill": torn_bytes,
+                      "bytes_at_kill": size, "seconds": round(first_seconds, 1),
+                      "docs_per_s": round(complete_at_kill / first_seconds, 2)
+                      if first_seconds else None},
+        "resume_run": {**resumed, "wall_seconds": round(second_seconds, 1)},
+        "output": {"records": sum(seen.values()), "distinct_ids": len(seen),
+                   "bad_lines": bad_lines, "doubled": doubled[:5], "missing": missing[:5],
+                   "unknown": unknown[:5]},
+    }
+    summary["passed"] = (killed and done.returncode == 0 and bad_lines == 0 and not doubled
+                         and not missing and not unknown
+                         and sum(seen.values()) == args.documents)
+    print(json.dumps(summary, indent=2))
+    if args.json_out:
+        args.json_out.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return 0 if summary["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

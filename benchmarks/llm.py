@@ -1,0 +1,212 @@
+"""Reproduce the numbers in docs/benchmarks-llm.md (LLM backend, CPU).
+
+    # 1. a bounded LoRA fine-tune (any LLMConfig field can be overridden: --set key=value)
+    python benchmarks/llm.py train -c configs/llm-bc5cdr.toml \
+        --set train=/data/bc5cdr/CDR_TrainingSet.PubTator.txt \
+        --set dev=/data/bc5cdr/CDR_DevelopmentSet.PubTator.txt --set max_steps=40 \
+        --set out=runs/llm-bench
+    # 2. generation on a dev sample: strict F1, hallucinations, tokens/s, unconstrained vs
+    #    constrained decoding, on the same documents
+    python benchmarks/llm.py generate runs/llm-bench \
+        --data /data/bc5cdr/CDR_DevelopmentSet.PubTator.txt --sample 24
+    # 3. LoRA vs QLoRA (4-bit NF4): peak memory and seconds per optimiser step, each in its
+    #    own process so peak RSS is its own
+    python benchmarks/llm.py memory --data /data/bc5cdr/CDR_TrainingSet.PubTator.txt
+
+Each prints one JSON object (also written with --json FILE). Run with ``nice -n 19`` on a
+shared machine; all timings are wall-clock on whatever else the machine is doing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+def _machine() -> dict:
+    import torch
+
+    return {"date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "python": platform.python_version(), "torch": torch.__version__,
+            "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "processor": platform.processor() or platform.machine()}
+
+
+def _emit(result: dict, path: str | None) -> None:
+    text = json.dumps(result, indent=2)
+    print(text)
+    if path:
+        Path(path).write_text(text + "\n", encoding="utf-8")
+
+
+def cmd_train(args) -> dict:
+    from medner.backends.llm.config import load_config
+    from medner.backends.llm.train import train
+
+    overrides = {}
+    for item in args.set or []:
+        key, _, value = item.partition("=")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    config = load_config(args.config, overrides)
+    result = train(config, log=lambda m: print(m, file=sys.stderr), progress=False)
+    meta = result.meta
+    evals = [{k: e[k] for k in e if k in ("step", "eval_loss", "eval_strict_f1",
+                                            "eval_hallucinations", "eval_tokens_per_second")}
+             for e in meta["log_history"] if "eval_loss" in e or "eval_strict_f1" in e]
+    dev = meta.get("dev_metrics") or {}
+    return {"command": "train", "machine": _machine(), "config": meta["training_config"],
+            "folder": str(result.path), "train_examples": meta["data"]["train_examples"],
+            "global_steps": meta["global_steps"], "train_seconds": meta["train_seconds"],
+            "seconds_per_step": meta["seconds_per_step"], "peak_rss_mb": meta["peak_rss_mb"],
+            "train_loss": meta["train_loss"], "evaluations": evals,
+            "dev": {k: dev.get(k) for k in ("strict_f1", "strict_precision", "strict_recall",
+                                            "relation_f1", "sample", "notes", "generation")}}
+
+
+def cmd_generate(args) -> dict:
+    from medner.backends import load
+    from medner.backends.llm.train import dev_sample
+    from medner.evaluate import evaluate
+    from medner.io import read_corpus
+    from medner.labels import apply_schema
+
+    model = load(args.model, batch_size=args.batch_size)
+    gold = read_corpus(args.data).documents
+    gold, _ = apply_schema(gold, model.schema)
+    sample = dev_sample(gold, args.sample, args.seed)
+    runs = {}
+    for constrained in (False, True):
+        model.constrained = constrained
+        started = time.perf_counter()
+        predicted = model.predict(sample)
+        seconds = time.perf_counter() - started
+        report = evaluate(sample, predicted, modes=("strict",), bootstrap=args.bootstrap,
+                          notes=model.last_notes)
+        strict = report.results["strict"].micro
+        runs["constrained" if constrained else "unconstrained"] = {
+            "strict": strict.to_dict(),
+            "relations": report.relations.micro.to_dict() if report.relations else None,
+            "notes": model.last_notes, "generation": model.last_stats.to_dict(),
+            "seconds": round(seconds, 1),
+            "documents_per_second": round(len(sample) / seconds, 3)}
+        print(f"{'constrained' if constrained else 'unconstrained'}: strict F1 "
+              f"{100 * strict.f1:.2f}, hallucinations {model.last_notes['llm_hallucinations']},"
+              f" {model.last_stats.tokens_per_second:.1f} tokens/s", file=sys.stderr)
+    return {"command": "generate", "machine": _machine(), "model": str(args.model),
+            "data": str(args.data), "sample": {"documents": len(sample), "of": len(gold),
+                                               "seed": args.seed},
+            "batch_size": model.batch_size, "max_new_tokens": model.max_new_tokens, **runs}
+
+
+def _memory_child(args) -> dict:
+    """A few LoRA optimiser steps on fixed-length real examples, timed; RSS read here."""
+    import torch
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    from medner.backends.llm.model import load_base
+    from medner.backends.llm.prompts import get_template, render_prompt
+    from medner.io import read_corpus
+    from medner.labels import SCHEMAS, apply_schema
+
+    rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # noqa: E731
+    torch.manual_seed(0)
+    started = time.perf_counter()
+    _, model, tok = load_base(args.base_model, quantize=args.quantize, bf16=True,
+                              log=lambda _m: None)
+    load_seconds = time.perf_counter() - started
+    rss_loaded = rss()
+    if args.quantize:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05,
+                                             target_modules=["q_proj", "k_proj", "v_proj",
+                                                             "o_proj", "gate_proj", "up_proj",
+                                                             "down_proj"],
+                                             task_type="CAUSAL_LM"))
+    schema = SCHEMAS["bc5cdr"]
+    docs, _ = apply_schema(read_corpus(args.data).documents[:64], schema)
+    task = get_template("entities-json").build_tasks(schema)[0]
+    rows = []
+    for d in docs:
+        ids = tok(render_prompt(tok, task.user_message(d.text, schema)) + task.completion(d)
+                  )["input_ids"]
+        if len(ids) >= args.length:
+            rows.append(ids[: args.length])
+    batch = torch.tensor(rows[: args.batch])
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    times = []
+    model.train()
+    for _ in range(args.steps + 1):
+        t = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(input_ids=batch, labels=batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        times.append(time.perf_counter() - t)
+    weights_mb = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
+    return {"quantize": args.quantize, "batch": list(batch.shape), "steps_timed": args.steps,
+            "seconds_per_step": round(sum(times[1:]) / args.steps, 2),
+            "first_step_seconds": round(times[0], 2), "load_seconds": round(load_seconds, 1),
+            "rss_after_load_mb": round(rss_loaded, 1), "peak_rss_mb": round(rss(), 1),
+            "parameter_memory_mb": round(weights_mb, 1), "loss": round(float(loss), 4)}
+
+
+def cmd_memory(args) -> dict:
+    results = []
+    for quantize in (None, "4bit"):
+        cmd = [sys.executable, __file__, "_memory-child", "--data", str(args.data),
+               "--base-model", args.base_model, "--steps", str(args.steps),
+               "--batch", str(args.batch), "--length", str(args.length)]
+        if quantize:
+            cmd += ["--quantize", quantize]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        results.append(json.loads(out.stdout))
+        print(json.dumps(results[-1]), file=sys.stderr)
+    return {"command": "memory", "machine": _machine(), "base_model": args.base_model,
+            "runs": results}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", help="Also write the result here.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("-c", "--config")
+    t.add_argument("--set", action="append", help="key=value (JSON values parsed)")
+    g = sub.add_parser("generate")
+    g.add_argument("model")
+    g.add_argument("--data", required=True)
+    g.add_argument("--sample", type=int, default=24)
+    g.add_argument("--seed", type=int, default=13)
+    g.add_argument("--batch-size", type=int, default=8)
+    g.add_argument("--bootstrap", type=int, default=1000)
+    for name in ("memory", "_memory-child"):
+        m = sub.add_parser(name)
+        m.add_argument("--data", required=True)
+        m.add_argument("--base-model", default="smollm2-135m")
+        m.add_argument("--steps", type=int, default=3)
+        m.add_argument("--batch", type=int, default=4)
+        m.add_argument("--length", type=int, default=256)
+        m.add_argument("--quantize", default=None)
+    args = parser.parse_args(argv)
+    if args.command == "_memory-child":
+        print(json.dumps(_memory_child(args)))
+        return
+    handler = {"train": cmd_train, "generate": cmd_generate, "memory": cmd_memory}
+    _emit(handler[args.command](args), args.json)
+
+
+if __name__ == "__main__":
+    main()

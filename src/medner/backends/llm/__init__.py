@@ -1,0 +1,37 @@
+"""LLM backend: LoRA/QLoRA instruction fine-tuning of a causal LM; answers grounded to spans.
+
+config.py       the training config (one dataclass for the TOML file and the CLI flags)
+prompts.py      prompt templates by name: prompt and target from a Document, answer parsing
+parse.py        tolerant answer parsers and grounding of strings to character offsets
+generate.py     batched greedy decoding with the KV cache
+constrained.py  a logits processor that only lets entity strings copy the input
+model.py        base models (GGUF unpack + cache) and ``LLMModel`` for extract/predict
+train.py        peft + trl SFTTrainer, generation-based dev F1 at each evaluation
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medner.backends.llm.config import LLMConfig, field_help, field_types, load_config
+from medner.backends.llm.prompts import TEMPLATES, get_template
+
+
+def load(path: str | Path, *, bf16: bool | None = None, batch_size: int | None = None,
+         threads: int | None = None, constrained: bool | None = None):
+    """Load a trained LLM folder (an ``LLMModel``)."""
+    from medner.backends.llm.model import LLMModel
+
+    return LLMModel.load(path, bf16=bf16, batch_size=batch_size, threads=threads,
+                         constrained=constrained)
+
+
+def train(config: LLMConfig, *, log=print, progress: bool = True):
+    """Train from ``config`` and write the model folder; returns a ``TrainResult``."""
+    from medner.backends.llm.train import train as _train
+
+    return _train(config, log=log, progress=progress)
+
+
+__all__ = ["TEMPLATES", "LLMConfig", "field_help", "field_types", "get_template", "load",
+           "load_config", "train"]

@@ -1,0 +1,185 @@
+"""The LLM backend's training configuration: one typed dataclass for the TOML file and the flags.
+
+Same conventions as the encoder's config (``medner.backends.encoder.config``): each field's
+help text is in ``metadata["help"]``, precedence is default < config file < flag, and data
+paths in a file are resolved against the file's folder. Values are checked with the
+encoder's ``_coerce`` so both backends accept and reject the same spellings.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from medner.backends.encoder.config import _coerce, _is_relative_path
+from medner.errors import ConfigError
+
+Quantize = Literal["4bit"]
+DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    # --- data -----------------------------------------------------------------
+    train: str = _f("demo", "Training corpus: a file in any medner format (PubTator, brat, "
+                    "JSONL, ...), the tutorials' prompt/completion JSONL, or 'demo'.")
+    dev: str | None = _f(None, "Dev corpus for dev loss and generation F1. Without it, "
+                         "--split-seed carves a dev set out of --train.")
+    labels: str | None = _f(None, "Label schema: a built-in name (bc5cdr, ncbi-disease, "
+                            "clinical4) or a TOML/JSON schema file. Default: the labels found "
+                            "in the training data.")
+    format: str | None = _f(None, "Corpus format of --train/--dev. Default: guessed.")
+    split_seed: int | None = _f(None, "Split --train by document 80/10/10 with this seed (train "
+                                "on 80%, evaluate on the 10% dev part). Ignored with --dev.")
+    on_mismatch: Literal["error", "skip"] = _f("error", "A mention whose offsets do not "
+                                               "reproduce its text: stop (error) or skip it.",
+                                               choices=("error", "skip"))
+    # --- model and prompt -----------------------------------------------------
+    base_model: str = _f("smollm2-135m", "Base causal LM: a packaged alias (smollm2-135m), a "
+                         "local model folder, a .gguf file or a Hugging Face Hub id.")
+    out: str = _f("models/llm", "Output model folder (written atomically).")
+    template: str = _f("entities-json", "Prompt template (see medner.backends.llm.prompts."
+                       "TEMPLATES): entities-json, label-lists, tutorial, relations, "
+                       "entities-json+relations.")
+    quantize: Quantize | None = _f(None, "QLoRA: '4bit' loads the base in 4-bit NF4 through "
+                                   "bitsandbytes (CPU or CUDA) and trains LoRA on top.",
+                                   choices=("4bit",))
+    merge: bool = _f(False, "Also write merged full weights (base + adapter) so the folder "
+                     "loads without the base model.")
+    lora_r: int = _f(16, "LoRA rank.")
+    lora_alpha: int = _f(32, "LoRA alpha (scale = alpha / r).")
+    lora_dropout: float = _f(0.05, "Dropout on the LoRA input.")
+    lora_targets: tuple[str, ...] = _f(DEFAULT_TARGETS, "Module names that get LoRA adapters.")
+    max_length: int = _f(1024, "Maximum tokens of prompt + completion in training; longer "
+                         "examples are skipped and counted (never truncated).")
+    # --- optimisation ---------------------------------------------------------
+    epochs: float = _f(1.0, "Training epochs.")
+    max_steps: int | None = _f(None, "Stop after this many optimiser steps (overrides --epochs).")
+    batch_size: int = _f(4, "Examples per micro-batch.")
+    grad_accum: int = _f(4, "Gradient accumulation: micro-batches per optimiser step.")
+    learning_rate: float = _f(2e-4, "Peak learning rate.")
+    warmup: float = _f(0.03, "Warmup: a fraction of all steps (< 1) or a number of steps.")
+    weight_decay: float = _f(0.0, "AdamW weight decay.")
+    scheduler: str = _f("cosine", "Learning-rate schedule after warmup (transformers name).")
+    eval_steps: int | None = _f(None, "Evaluate (dev loss + generation F1) and checkpoint every "
+                                "N steps (default: once per epoch).")
+    logging_steps: int = _f(10, "Log the training loss every N steps.")
+    seed: int = _f(13, "Random seed for LoRA init, data order, splitting and the dev sample.")
+    bf16: bool | None = _f(None, "bf16 autocast. Default: on when the CPU supports bf16.")
+    threads: int | None = _f(None, "Torch CPU threads (default: all cores).")
+    report_to: tuple[str, ...] = _f((), "Experiment trackers (tensorboard, wandb, mlflow).")
+    resume: bool = _f(False, "Continue an interrupted run from its last checkpoint in "
+                      "<out>.train/.")
+    # --- generation -----------------------------------------------------------
+    eval_sample: int | None = _f(32, "Dev documents generated on at each evaluation and for "
+                                 "the saved metrics (None or 0: all of them).")
+    max_new_tokens: int = _f(384, "Generation limit per prompt; a hit is counted as truncated.")
+    predict_batch_size: int = _f(8, "Prompts per generate() call.")
+    max_prompt_tokens: int = _f(1536, "Documents whose prompt would exceed this are split at "
+                                "sentence ends into chunks (counted), never truncated.")
+    constrained: bool = _f(False, "Constrained decoding: entity strings may only copy "
+                           "substrings of the input text.")
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.lora_r > 0, "lora_r", "must be > 0"),
+            (self.lora_alpha > 0, "lora_alpha", "must be > 0"),
+            (0 <= self.lora_dropout < 1, "lora_dropout", "must be in [0, 1)"),
+            (bool(self.lora_targets), "lora_targets", "must name at least one module"),
+            (self.max_length >= 16, "max_length", "must be at least 16"),
+            (self.epochs > 0, "epochs", "must be > 0"),
+            (self.max_steps is None or self.max_steps > 0, "max_steps", "must be > 0"),
+            (self.batch_size > 0, "batch_size", "must be > 0"),
+            (self.grad_accum > 0, "grad_accum", "must be > 0"),
+            (self.learning_rate > 0, "learning_rate", "must be > 0"),
+            (self.warmup >= 0, "warmup", "must be >= 0"),
+            (self.eval_steps is None or self.eval_steps > 0, "eval_steps", "must be > 0"),
+            (self.logging_steps > 0, "logging_steps", "must be > 0"),
+            (self.eval_sample is None or self.eval_sample >= 0, "eval_sample", "must be >= 0"),
+            (self.max_new_tokens > 0, "max_new_tokens", "must be > 0"),
+            (self.predict_batch_size > 0, "predict_batch_size", "must be > 0"),
+            (self.max_prompt_tokens >= 32, "max_prompt_tokens", "must be at least 32"),
+            (self.quantize in (None, "4bit"), "quantize", "must be 4bit or left out"),
+        ]
+        for ok, name, problem in checks:
+            if not ok:
+                raise ConfigError(f"config field {name!r} {problem} (got {getattr(self, name)!r})")
+        from medner.backends.llm.prompts import get_template
+
+        get_template(self.template)  # unknown names fail at config time, not after loading
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["report_to"] = list(self.report_to)
+        out["lora_targets"] = list(self.lora_targets)
+        return out
+
+    def override(self, values: dict[str, Any]) -> LLMConfig:
+        """A copy with the non-``None`` values applied (flags not given stay ``None``)."""
+        return coerce_config({**self.to_dict(), **{k: v for k, v in values.items()
+                                                    if v is not None}}, where="command line")
+
+
+def field_help() -> dict[str, str]:
+    return {f.name: f.metadata["help"] for f in fields(LLMConfig)}
+
+
+def field_types() -> dict[str, Any]:
+    return typing.get_type_hints(LLMConfig)
+
+
+def defaults() -> dict[str, Any]:
+    return {f.name: f.default for f in fields(LLMConfig) if f.default is not MISSING}
+
+
+def coerce_config(data: dict[str, Any], where: str) -> LLMConfig:
+    hints = field_types()
+    unknown = sorted(set(data) - set(hints))
+    if unknown:
+        raise ConfigError(f"{where}: unknown config field(s) {unknown} for the llm backend; "
+                          f"known fields: {', '.join(hints)}")
+    values = {name: _coerce(name, value, hints[name], where) for name, value in data.items()}
+    try:
+        return LLMConfig(**values)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None
+                ) -> LLMConfig:
+    """Defaults, then the TOML file (``[train]`` table or top level), then ``overrides``."""
+    config = LLMConfig()
+    if path is not None:
+        p = Path(path)
+        try:
+            raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {p} does not exist") from None
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{p}: cannot read config: {exc}") from None
+        data = dict(raw.get("train", raw))
+        backend = data.pop("backend", "llm")
+        if backend != "llm":
+            raise ConfigError(f"{p}: field 'backend' is {backend!r}; this config is for the "
+                              "llm backend")
+        for key in ("train", "dev", "labels", "base_model"):
+            value = data.get(key)
+            if isinstance(value, str) and _is_relative_path(value):
+                candidate = (p.parent / value).resolve()
+                if candidate.exists():
+                    data[key] = str(candidate)
+        config = coerce_config({**config.to_dict(), **data}, where=str(p))
+    if overrides:
+        config = config.override(overrides)
+    return config
+
+
+__all__ = ["DEFAULT_TARGETS", "LLMConfig", "coerce_config", "defaults", "field_help",
+           "field_types", "load_config"]

@@ -1,0 +1,215 @@
+"""Constrained decoding: inside a copy region the model may only copy a substring of its input.
+
+A task names its copy regions (``prompts.CopyRegion``: an opener regex and a terminator),
+e.g. the value after ``"text": "`` up to the closing quote. At each step, for each row,
+the logits processor finds whether the answer so far is inside a region; if so, only tokens
+that keep the region's content a substring of the input text, or that end the content with
+(a prefix of) the terminator, keep their scores. Outside regions (JSON syntax, labels,
+``- `` bullets) the model is free.
+
+Comparison is on whitespace-normalised text (any whitespace run equals one space; leading
+spaces of an item are free) because grounding treats whitespace the same way. Known limits:
+a character that the tokenizer spells with several byte tokens (non-ASCII in byte-level BPE)
+cannot be copied token by token, and an input containing the terminator (a ``"`` inside an
+entity in JSON) cannot be copied past it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from medner.backends.llm.prompts import CopyRegion
+
+_WS = re.compile(r"[\s\u200b\u200c\u200d\u2060\ufeff]+")
+
+
+def normalize(text: str) -> str:
+    return _WS.sub(" ", text)
+
+
+class Vocabulary:
+    """Each token id's decoded string (normalised), computed once per tokenizer."""
+
+    _cache: dict[int, Vocabulary] = {}
+
+    def __init__(self, tokenizer, size: int) -> None:
+        decoded = tokenizer.batch_decode([[i] for i in range(len(tokenizer))],
+                                         skip_special_tokens=False,
+                                         clean_up_tokenization_spaces=False)
+        special = set(getattr(tokenizer, "all_special_ids", []) or [])
+        self.size = size
+        # Raw strings rebuild the answer (a newline can end a region); normalised ones are
+        # compared with the normalised input text.
+        self.raw: list[str | None] = [s if i not in special and "\ufffd" not in s else None
+                                      for i, s in enumerate(decoded)]
+        self.raw += [None] * (size - len(self.raw))
+        self.strings = [normalize(s) if s else None for s in self.raw]
+        self._ends: dict[str, list[tuple[int, int, str]]] = {}
+
+    @classmethod
+    def of(cls, tokenizer, size: int) -> Vocabulary:
+        key = id(tokenizer)
+        vocab = cls._cache.get(key)
+        if vocab is None or vocab.size != size:
+            vocab = cls._cache[key] = cls(tokenizer, size)
+        return vocab
+
+    def ending(self, terminator: str) -> list[tuple[int, int, str]]:
+        """(token id, k, normalised raw[:k]) where raw[k:] starts or completes the terminator."""
+        if terminator not in self._ends:
+            out = []
+            for tid, s in enumerate(self.raw):
+                if not s:
+                    continue
+                for k in range(len(s)):
+                    tail = s[k:]
+                    if terminator.startswith(tail) or tail.startswith(terminator):
+                        out.append((tid, k, normalize(s[:k])))
+                        break
+            self._ends[terminator] = out
+        return self._ends[terminator]
+
+    def completing(self, rest: str) -> list[int]:
+        """Tokens that continue a started terminator whose remainder is ``rest``."""
+        key = "\0" + rest
+        if key not in self._ends:
+            self._ends[key] = [(tid, 0, "") for tid, s in enumerate(self.raw)
+                               if s and (rest.startswith(s) or s.startswith(rest))]
+        return [tid for tid, _, _ in self._ends[key]]
+
+
+@dataclass
+class _Row:
+    text: str
+    """Normalised input text."""
+    by_first: dict[str, list[tuple[int, str]]]
+    """Tokens whose (left-stripped) string occurs in the text, bucketed by first character."""
+    blank: list[int]
+    """Whitespace-only tokens (free at the start of an item)."""
+
+
+class CopyConstraint:
+    """A ``transformers`` logits processor; build one per ``generate`` call.
+
+    ``texts[i]`` is the input text of row ``i``; ``regions[i]`` its task's copy regions.
+    ``prompt_length`` is the padded prompt length (generated tokens follow it).
+    """
+
+    def __init__(self, tokenizer, texts: Sequence[str], regions: Sequence[Sequence[CopyRegion]],
+                 prompt_length: int, vocab_size: int, eos_token_id: int | None) -> None:
+        self.vocab = Vocabulary.of(tokenizer, vocab_size)
+        self.regions = [[(re.compile(r.opener), r.terminator) for r in rs] for rs in regions]
+        self.prompt_length = prompt_length
+        self.eos = eos_token_id
+        self.rows = [self._row(t) for t in texts]
+        self.answers = ["" for _ in texts]
+        self.seen = [0 for _ in texts]
+        self.masked_steps = 0
+        self.forced_exits = 0
+
+    def _row(self, text: str) -> _Row:
+        ntext = normalize(text)
+        by_first: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        blank = []
+        for tid, s in enumerate(self.vocab.strings):
+            if not s:
+                continue
+            stripped = s.lstrip()
+            if not stripped:
+                blank.append(tid)
+            if stripped in ntext:  # "" always is: whitespace may continue a copy too
+                by_first[s[0]].append((tid, s))
+        return _Row(ntext, dict(by_first), blank)
+
+    # ------------------------------------------------------------------ state
+    def _open_region(self, i: int) -> tuple[str, str] | None:
+        """(content so far, terminator) when row ``i``'s answer is inside a copy region."""
+        answer = self.answers[i]
+        best = None
+        for pattern, terminator in self.regions[i]:
+            for match in pattern.finditer(answer):
+                if best is None or match.end() > best[0]:
+                    best = (match.end(), terminator)
+        if best is None:
+            return None
+        end, terminator = best
+        content = answer[end:]
+        if _closed(content, terminator):
+            return None
+        return content, terminator
+
+    def allowed(self, i: int) -> list[int] | None:
+        """Token ids row ``i`` may emit next, or ``None`` for no constraint."""
+        state = self._open_region(i)
+        if state is None:
+            return None
+        content, terminator = state
+        row = self.rows[i]
+        ntext = row.text
+        item = normalize(content).lstrip()
+        out: list[int] = []
+        if item == "" or item in ntext:  # copying: continue the copy, or end it
+            if item == "":
+                candidates = [t for bucket in row.by_first.values() for t in bucket]
+            else:
+                # The next characters must continue an occurrence of item in the text.
+                nexts = {ntext[m.end()] for m in re.finditer(re.escape(item), ntext)
+                         if m.end() < len(ntext)}
+                candidates = [t for ch in nexts for t in row.by_first.get(ch, ())]
+            out += [tid for tid, s in candidates if _join(item, s).lstrip() in ntext]
+            for tid, _, copied in self.vocab.ending(terminator):
+                head = _join(item, copied).lstrip()
+                if head and head in ntext:
+                    out.append(tid)
+        # The item may end in a typed part of the terminator (" influences" of
+        # " influences disease"): then only the rest of the terminator may follow.
+        for j in range(1, len(terminator)):
+            part = terminator[:j]
+            head = item[: -len(part)] if item.endswith(part) else ""
+            if head.strip() and head.rstrip() in ntext:
+                out += self.vocab.completing(terminator[j:])
+        if not out:
+            self.forced_exits += 1
+            out = [tid for tid, k, _ in self.vocab.ending(terminator) if k == 0]
+            if not out and self.eos is not None:
+                out = [self.eos]
+        return out
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        generated = input_ids[:, self.prompt_length:].tolist()
+        strings = self.vocab.raw
+        for i, ids in enumerate(generated):
+            if self.seen[i] < len(ids):
+                self.answers[i] += "".join(strings[t] or "" for t in ids[self.seen[i]:]
+                                           if t < len(strings))
+                self.seen[i] = len(ids)
+            allowed = self.allowed(i)
+            if allowed is None:
+                continue
+            self.masked_steps += 1
+            keep = torch.full_like(scores[i], float("-inf"))
+            index = torch.tensor(sorted(set(allowed)), dtype=torch.long)
+            keep[index] = scores[i, index]
+            scores[i] = keep
+        return scores
+
+
+def _closed(content: str, terminator: str) -> bool:
+    if terminator == '"':
+        return re.search(r'(?<!\\)"', content) is not None
+    return terminator in content
+
+
+def _join(item: str, piece: str) -> str:
+    """Concatenate normalised strings, keeping a single space where they meet."""
+    if item.endswith(" ") and piece.startswith(" "):
+        return item + piece[1:]
+    return item + piece
+
+
+__all__ = ["CopyConstraint", "Vocabulary", "normalize"]

@@ -1,0 +1,376 @@
+"""LoRA / QLoRA instruction fine-tuning with peft and trl's SFTTrainer.
+
+Examples are tokenized here, not by trl: prompt ids come from ``generate.encode_prompt`` (the
+call generation uses), completion ids are the completion plus end-of-sequence, and the
+loss covers the completion only (``completion_mask``). Examples longer than ``max_length``
+are skipped and counted, never truncated. Each evaluation logs the dev loss and the strict
+F1 of actually generating on a dev sample (plus hallucinations and tokens/s); the best
+checkpoint by that F1 is kept.
+"""
+
+from __future__ import annotations
+
+import random
+import resource
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from medner.backends.encoder.folder import FORMAT_VERSION, MEDNER_JSON, atomic_folder, write_json
+from medner.backends.encoder.train import load_data
+from medner.backends.llm.config import LLMConfig
+from medner.backends.llm.generate import encode_prompt
+from medner.backends.llm.model import LLMModel, cpu_supports_bf16, load_adapter_merged, load_base
+from medner.backends.llm.prompts import Task, document_tasks, get_template, render_prompt
+from medner.document import Document
+from medner.errors import ConfigError, MednerError
+from medner.labels import LabelSchema
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class TrainResult:
+    path: Path
+    meta: dict[str, Any]
+    model: Any = None
+    """The trained peft model still in memory (tests compare its weights)."""
+
+
+def build_examples(docs: Sequence[Document], tasks: Sequence[Task], tokenizer,
+                   schema: LabelSchema, max_length: int) -> tuple[list[dict], dict[str, int]]:
+    """Tokenized prompt+completion examples with a completion mask, and what was skipped."""
+    examples, counts = [], {"examples": 0, "too_long": 0, "no_task": 0}
+    for doc in docs:
+        doc_tasks = document_tasks(doc, tasks)
+        if not doc_tasks:
+            counts["no_task"] += 1
+        for task in doc_tasks:
+            prompt = render_prompt(tokenizer, task.user_message(doc.text, schema))
+            prompt_ids = encode_prompt(tokenizer, prompt)
+            completion_ids = list(tokenizer(task.completion(doc),
+                                            add_special_tokens=False)["input_ids"])
+            completion_ids.append(tokenizer.eos_token_id)
+            ids = prompt_ids + completion_ids
+            if len(ids) > max_length:
+                counts["too_long"] += 1
+                continue
+            examples.append({"input_ids": ids,
+                             "completion_mask": [0] * len(prompt_ids) + [1] * len(completion_ids)})
+    counts["examples"] = len(examples)
+    return examples, counts
+
+
+def dev_sample(docs: Sequence[Document], size: int | None, seed: int) -> list[Document]:
+    if not size or size >= len(docs):
+        return list(docs)
+    keep = sorted(random.Random(seed).sample(range(len(docs)), size))
+    return [docs[i] for i in keep]
+
+
+def generation_metrics(probe: LLMModel, gold: Sequence[Document]) -> dict[str, Any]:
+    """Strict span P/R/F1 (and relation F1) of generated answers, with the LLM's counts."""
+    from medner.evaluate import evaluate
+
+    started = time.perf_counter()
+    predicted = probe.predict(gold)
+    report = evaluate(list(gold), predicted, modes=("strict",), bootstrap=0,
+                      notes=probe.last_notes)
+    strict = report.results["strict"]
+    out: dict[str, Any] = {
+        "strict_f1": strict.micro.f1, "strict_precision": strict.micro.precision,
+        "strict_recall": strict.micro.recall,
+        "per_label": {k: v.to_dict() for k, v in strict.per_label.items()},
+        "micro": strict.micro.to_dict(),
+        "documents": len(gold), "notes": dict(probe.last_notes),
+        "generation": probe.last_stats.to_dict(),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    if report.relations is not None:
+        out["relation_f1"] = report.relations.micro.f1
+        out["relations"] = {**report.relations.micro.to_dict(),
+                            "basis": report.relations.basis}
+    return out
+
+
+def _flat(metrics: dict[str, Any]) -> dict[str, float]:
+    """The scalar part, for the trainer's log."""
+    flat = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+    flat["hallucinations"] = metrics["notes"].get("llm_hallucinations", 0)
+    flat["bad_lines"] = metrics["notes"].get("llm_bad_lines", 0)
+    flat["tokens_per_second"] = metrics["generation"]["tokens_per_second"]
+    return flat
+
+
+def _wrap_lora(model, config: LLMConfig):
+    from peft import LoraConfig, get_peft_model
+
+    if config.quantize:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
+                      lora_dropout=config.lora_dropout, target_modules=list(config.lora_targets),
+                      bias="none", task_type="CAUSAL_LM")
+    try:
+        return get_peft_model(model, lora)
+    except ValueError as exc:
+        names = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
+                        if type(m).__name__.startswith("Linear")})
+        raise ConfigError(f"lora_targets {list(config.lora_targets)} do not fit the base model "
+                          f"({exc}); its linear layers are named: {', '.join(names)}") from None
+
+
+def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> TrainResult:
+    """Fine-tune, evaluate by generating, and write the model folder ``config.out``."""
+    import torch
+    from datasets import Dataset
+    from transformers import set_seed
+    from trl import SFTConfig, SFTTrainer
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    started = time.perf_counter()
+    data = load_data(config, log)  # duck-typed: reads train/dev/labels/format/split_seed
+    template = get_template(config.template)
+    tasks = template.build_tasks(data.schema)
+    bf16 = cpu_supports_bf16() if config.bf16 is None else config.bf16
+    set_seed(config.seed)
+    base, model, tokenizer = load_base(config.base_model, quantize=config.quantize, bf16=bf16,
+                                       log=log)
+    model = _wrap_lora(model, config)
+    trainable, total = model.get_nb_trainable_parameters()
+    log(f"LoRA r={config.lora_r} alpha={config.lora_alpha} on {list(config.lora_targets)}: "
+        f"{trainable:,} trainable of {total:,} parameters"
+        + (" (base in 4-bit NF4)" if config.quantize else ""))
+
+    train_examples, train_counts = build_examples(data.train, tasks, tokenizer, data.schema,
+                                                  config.max_length)
+    log(f"train: {len(data.train)} documents -> {train_counts['examples']} examples "
+        f"({train_counts['too_long']} longer than {config.max_length} tokens skipped)")
+    if not train_examples:
+        raise MednerError("no training examples: every example is longer than max_length or "
+                          "the documents have no targets for this template")
+    sample = dev_sample(data.dev, config.eval_sample, config.seed)
+    dev_examples, dev_counts = build_examples(sample, tasks, tokenizer, data.schema,
+                                              config.max_length)
+    has_dev = bool(dev_examples)
+    if data.dev:
+        log(f"dev: generating on {len(sample)} of {len(data.dev)} documents at each evaluation")
+
+    meta_probe = {"template": template.name, "schema": _schema_dict(data.schema),
+                  "inference": _inference(config)}
+    selection = "strict_f1" if any(t.kind == "entities" for t in tasks) else "relation_f1"
+
+    last_eval: dict[str, Any] = {}
+
+    class GenerativeEvalTrainer(SFTTrainer):
+        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+            metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+            probe = LLMModel(self.model, tokenizer, meta_probe, bf16=bf16)
+            full = generation_metrics(probe, sample)
+            last_eval.update(step=self.state.global_step, metrics=full)
+            generated = _flat(full)
+            extra = {f"{metric_key_prefix}_{k}": v for k, v in generated.items()}
+            self.log(extra)
+            metrics.update(extra)
+            log(f"step {self.state.global_step}: dev loss {metrics.get('eval_loss', 0):.4f}, "
+                f"generation strict F1 {100 * generated['strict_f1']:.2f} on {len(sample)} docs, "
+                f"hallucinations {generated['hallucinations']:.0f}, "
+                f"{generated['tokens_per_second']:.1f} tokens/s")
+            return metrics
+
+    work_dir = Path(str(Path(config.out).resolve()) + ".train")
+    strategy = "steps" if config.eval_steps else "epoch"
+    if "tensorboard" in config.report_to:
+        import os
+
+        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(work_dir / "runs"))
+    args = SFTConfig(
+        output_dir=str(work_dir),
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.learning_rate,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps or -1,
+        warmup_steps=config.warmup,
+        weight_decay=config.weight_decay,
+        lr_scheduler_type=config.scheduler,
+        eval_strategy=strategy if has_dev else "no",
+        save_strategy=strategy,
+        eval_steps=config.eval_steps,
+        save_steps=config.eval_steps,
+        logging_steps=config.logging_steps,
+        load_best_model_at_end=has_dev,
+        metric_for_best_model=selection if has_dev else None,
+        greater_is_better=True if has_dev else None,
+        save_total_limit=2,
+        bf16=bf16,
+        use_cpu=True,
+        report_to=list(config.report_to) or "none",
+        seed=config.seed,
+        data_seed=config.seed,
+        disable_tqdm=not progress,
+        dataloader_num_workers=0,
+        max_length=None,  # examples were length-checked above: nothing is cut
+        completion_only_loss=True,
+        packing=False,
+    )
+    trainer = GenerativeEvalTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(train_examples),
+        eval_dataset=Dataset.from_list(dev_examples) if has_dev else None,
+        processing_class=tokenizer,
+    )
+    resume_from = None
+    if config.resume:
+        checkpoints = sorted(work_dir.glob("checkpoint-*"),
+                             key=lambda p: int(p.name.split("-")[-1]))
+        if checkpoints:
+            resume_from = str(checkpoints[-1])
+            log(f"resuming from {resume_from}")
+        else:
+            log(f"--resume: no checkpoint in {work_dir}; starting from the beginning")
+    train_started = time.perf_counter()
+    train_out = trainer.train(resume_from_checkpoint=resume_from)
+    train_seconds = time.perf_counter() - train_started
+    state = trainer.state
+    model = trainer.model
+    tokenizer.padding_side = "left"
+
+    dev_metrics = None
+    best = _step_of(state.best_model_checkpoint) or state.global_step
+    if sample and last_eval.get("step") == state.global_step == best:
+        dev_metrics = last_eval["metrics"]  # the final model was just evaluated: no rerun
+    elif sample:
+        probe = LLMModel(model, tokenizer, meta_probe, bf16=bf16)
+        dev_metrics = generation_metrics(probe, sample)
+    if dev_metrics is not None:
+        dev_metrics["sample"] = {"documents": len(sample), "of": len(data.dev),
+                                 "seed": config.seed}
+        log(f"dev (generation, {len(sample)} documents): strict micro F1 "
+            f"{100 * dev_metrics['strict_f1']:.2f} (P {100 * dev_metrics['strict_precision']:.2f},"
+            f" R {100 * dev_metrics['strict_recall']:.2f}); hallucinations "
+            f"{dev_metrics['notes']['llm_hallucinations']}; "
+            f"{dev_metrics['generation']['tokens_per_second']:.1f} tokens/s")
+    steps = max(1, state.global_step - _step_of(resume_from))
+    meta = {
+        "backend": "llm",
+        "format_version": FORMAT_VERSION,
+        "medner_version": _medner_version(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "folder_name": Path(config.out).name,
+        "weights": "merged" if config.merge else "adapter",
+        "adapter": "adapter" if config.merge else ".",
+        "base_model": base.to_dict(),
+        "template": template.name,
+        "tasks": [t.name for t in tasks],
+        "schema": _schema_dict(data.schema),
+        "chat_template": bool(getattr(tokenizer, "chat_template", None)),
+        "training_config": config.to_dict(),
+        "inference": _inference(config),
+        "dev_metrics": dev_metrics,
+        "selection_metric": selection,
+        "data": {**data.info, "train_examples": train_counts, "dev_examples": dev_counts},
+        "epochs_run": round(float(state.epoch or 0), 2),
+        "global_steps": state.global_step,
+        "best_step": _step_of(state.best_model_checkpoint) or None,
+        "train_loss": round(float(train_out.training_loss), 5),
+        "train_seconds": round(train_seconds, 1),
+        "seconds_per_step": round(train_seconds / steps, 3),
+        "total_seconds": round(time.perf_counter() - started, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "quantize": config.quantize,
+        "bf16": bf16,
+        "log_history": state.log_history,
+    }
+
+    def write(folder: Path) -> None:
+        # With --merge the full weights take the top level (plain transformers loads them)
+        # and the adapter moves to adapter/: transformers would otherwise see
+        # adapter_config.json next to merged weights and apply the adapter twice.
+        adapter_dir = folder / meta["adapter"]
+        model.save_pretrained(str(adapter_dir))  # adapter_config.json + adapter safetensors
+        tokenizer.save_pretrained(str(folder))
+        if config.merge:
+            merged = load_adapter_merged(adapter_dir, config.base_model)
+            merged.save_pretrained(str(folder), safe_serialization=True)
+        write_json(folder / MEDNER_JSON, meta)
+        (folder / "README.md").write_text(model_card(meta), encoding="utf-8")
+
+    path = atomic_folder(config.out, write)
+    for checkpoint in work_dir.glob("checkpoint-*"):
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    (work_dir / "README.md").unlink(missing_ok=True)  # trl's model card of the work folder
+    if work_dir.exists() and not any(work_dir.iterdir()):
+        work_dir.rmdir()
+    log(f"saved {path} in {time.perf_counter() - started:.0f} s")
+    return TrainResult(path, meta, model)
+
+
+def model_card(meta: dict[str, Any]) -> str:
+    m = meta.get("dev_metrics") or {}
+    lines = [
+        "---", "library_name: peft", "pipeline_tag: text-generation",
+        "tags: [medner, ner, medical, lora]", "---", "",
+        f"# medner LLM: {meta['schema']['name']} ({meta['template']})", "",
+        f"LoRA fine-tune of `{meta['base_model']['name']}` that answers the `{meta['template']}` "
+        f"prompt template for {', '.join(meta['schema']['labels'])}; answers are grounded to "
+        "character offsets by medner (strings not in the text are dropped and counted).", "",
+        "```python", "import medner", f'model = medner.load("{meta["folder_name"]}")',
+        'docs = model.extract(["Cisplatin-induced nephrotoxicity in rats."])', "```", "",
+        "## Dev metrics (generation, strict span match)", "",
+    ]
+    if m:
+        sample = m.get("sample", {})
+        lines += [f"- strict micro F1 {100 * m['strict_f1']:.2f} "
+                  f"(P {100 * m['strict_precision']:.2f}, R {100 * m['strict_recall']:.2f}) "
+                  f"on {sample.get('documents')} of "
+                  f"{sample.get('of')} dev documents",
+                  f"- hallucinated strings dropped: {m['notes'].get('llm_hallucinations')}; "
+                  f"bad answer lines: {m['notes'].get('llm_bad_lines')}",
+                  f"- {m['generation']['tokens_per_second']} generated tokens/s"]
+        if "relation_f1" in m:
+            lines.append(f"- relation micro F1 {100 * m['relation_f1']:.2f} "
+                         f"({m['relations']['basis']})")
+    else:
+        lines.append("No dev set was given; no metrics.")
+    lines += ["", f"Training config, schema, data fingerprints and the log are in `{MEDNER_JSON}`.",
+              ""]
+    return "\n".join(lines)
+
+
+def _schema_dict(schema: LabelSchema) -> dict[str, Any]:
+    return {"name": schema.name, "labels": list(schema.labels), "mapping": dict(schema.mapping)}
+
+
+def _inference(config: LLMConfig) -> dict[str, Any]:
+    return {"max_new_tokens": config.max_new_tokens, "batch_size": config.predict_batch_size,
+            "max_prompt_tokens": config.max_prompt_tokens, "constrained": config.constrained}
+
+
+def _step_of(checkpoint: str | None) -> int:
+    if not checkpoint:
+        return 0
+    try:
+        return int(Path(checkpoint).name.split("-")[-1])
+    except ValueError:
+        return 0
+
+
+def _medner_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("medner")
+    except Exception:  # noqa: BLE001 - an uninstalled checkout still trains
+        return "unknown"
+
+
+__all__ = ["TrainResult", "build_examples", "dev_sample", "generation_metrics", "train"]

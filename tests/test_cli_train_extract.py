@@ -1,0 +1,132 @@
+"""``medner train`` and ``medner extract`` in-process (typer's CliRunner), tiny model only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from medner.backends.encoder.tiny import save_tiny_base
+from medner.cli import extract as extract_cli
+from medner.cli import train as train_cli
+from medner.document import Document, Span
+from medner.errors import ConfigError, MednerError
+from medner.io import read_corpus, write_corpus
+
+pytest.importorskip("torch")
+
+TEXT = "she was suffering from Malaria and fever so she used amodiaquine"
+
+
+def make_app() -> typer.Typer:
+    app = typer.Typer()
+    train_cli.register(app)
+    extract_cli.register(app)
+    return app
+
+
+def gold() -> list[Document]:
+    def sp(text: str, mention: str, label: str) -> Span:
+        i = text.index(mention)
+        return Span(i, i + len(mention), label, mention)
+
+    other = "pain on hip after a fall"
+    return [Document("a", TEXT, (sp(TEXT, "Malaria", "DISEASE"), sp(TEXT, "fever", "SYMPTOM"),
+                                 sp(TEXT, "amodiaquine", "DRUG"))),
+            Document("b", other, (sp(other, "pain", "SYMPTOM"), sp(other, "hip", "BODY_PART")))]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("cli")
+    base = save_tiny_base(root / "base", [d.text for d in gold()])
+    data = root / "train.jsonl"
+    write_corpus(gold(), data, "jsonl")
+    config = root / "c.toml"
+    config.write_text('[train]\nepochs = 1\nlearning_rate = 5e-3\nwarmup = 0\nbatch_size = 2\n'
+                      'max_length = 32\npredict_max_length = 32\nstride = 4\nbf16 = false\n')
+    out = root / "model"
+    result = CliRunner().invoke(make_app(), [
+        "train", "--config", str(config), "--train", str(data), "--dev", str(data),
+        "--base-model", str(base), "--out", str(out), "--max-steps", "80", "--seed", "3",
+        "--patience", "0", "--eval-steps", "40"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    meta = json.loads((out / "medner.json").read_text())
+    assert meta["training_config"]["max_steps"] == 80  # flag beat the file
+    assert meta["training_config"]["learning_rate"] == 5e-3  # file beat the default
+    return out
+
+
+def test_extract_prints_entity_lines(model_dir: Path) -> None:
+    result = CliRunner().invoke(make_app(), ["extract", str(model_dir), TEXT])
+    assert result.exit_code == 0, result.output
+    assert "Entity: Malaria, Label: DISEASE" in result.output.splitlines()
+    assert "Entity: amodiaquine, Label: DRUG" in result.output.splitlines()
+
+
+def test_extract_json_has_offsets_and_scores(model_dir: Path) -> None:
+    result = CliRunner().invoke(make_app(), ["extract", str(model_dir), TEXT, "-f", "json"])
+    (doc,) = json.loads(result.output)
+    span = next(s for s in doc["spans"] if s["text"] == "Malaria")
+    assert TEXT[span["start"]:span["end"]] == "Malaria" and 0 < span["score"] <= 1
+
+
+def test_extract_from_stdin_one_document_per_line(model_dir: Path) -> None:
+    result = CliRunner().invoke(make_app(), ["extract", str(model_dir), "-f", "jsonl"],
+                                input=TEXT + "\n\npain on hip after a fall\n")
+    docs = [json.loads(line) for line in result.output.splitlines()]
+    assert [d["text"] for d in docs] == [TEXT, "pain on hip after a fall"]
+
+
+def test_extract_files_txt_and_corpus(model_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "note.txt").write_text(TEXT + "\n")
+    corpus = tmp_path / "in.jsonl"
+    write_corpus(gold(), corpus, "jsonl")
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(make_app(), [
+        "extract", str(model_dir), "--input", str(tmp_path / "note.txt"), "--input",
+        str(corpus), "--format", "jsonl", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    docs = read_corpus(out).documents
+    assert [d.id for d in docs] == ["note", "a", "b"]
+    assert any(s.text == "Malaria" for s in docs[0].spans)
+
+
+def test_extract_brat_needs_an_output_folder(model_dir: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(make_app(), ["extract", str(model_dir), TEXT, "-f", "brat"])
+    assert isinstance(result.exception, MednerError)
+    result = CliRunner().invoke(make_app(), ["extract", str(model_dir), TEXT, "-f", "brat",
+                                             "-o", str(tmp_path / "brat")])
+    assert result.exit_code == 0, repr(result.exception)
+    assert any(p.suffix == ".ann" for p in (tmp_path / "brat").iterdir())
+
+
+def test_extract_empty_text_gives_nothing(model_dir: Path) -> None:
+    result = CliRunner().invoke(make_app(), ["extract", str(model_dir), ""])
+    assert result.exit_code == 0 and result.output == ""
+
+
+def test_extract_missing_model_file_is_named(model_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    broken = tmp_path / "m"
+    shutil.copytree(model_dir, broken)
+    (broken / "config.json").unlink()
+    result = CliRunner().invoke(make_app(), ["extract", str(broken), TEXT])
+    assert isinstance(result.exception, MednerError) and "config.json" in str(result.exception)
+
+
+def test_train_rejects_unknown_backend_and_bad_values() -> None:
+    result = CliRunner().invoke(make_app(), ["train", "--backend", "hosted"])
+    assert isinstance(result.exception, ConfigError)
+    result = CliRunner().invoke(make_app(), ["train", "--scheme", "IOB"])
+    assert isinstance(result.exception, ConfigError) and "scheme" in str(result.exception)
+
+
+def test_train_help_lists_config_fields() -> None:
+    result = CliRunner().invoke(make_app(), ["train", "--help"], terminal_width=200)
+    for flag in ("--base-model", "--split-seed", "--report-to", "--resume", "--scheme"):
+        assert flag in result.output

@@ -1,0 +1,212 @@
+"""Overfit-then-reload with a tiny Llama built in code: LoRA trains, saves, reloads through
+``medner.backends.load`` and predicts the same spans; the base weights stay frozen."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("peft")
+pytest.importorskip("trl")
+
+from medner.backends import load  # noqa: E402
+from medner.backends.llm.config import LLMConfig  # noqa: E402
+from medner.backends.llm.prompts import get_template, render_prompt  # noqa: E402
+from medner.document import Document, Span  # noqa: E402
+from medner.errors import MednerError  # noqa: E402
+from medner.io import write_corpus  # noqa: E402
+from medner.labels import LabelSchema  # noqa: E402
+
+from test_llm_tiny import save_tiny_llm  # noqa: E402
+
+
+def doc(id_: str, text: str, *mentions: tuple[str, str]) -> Document:
+    spans = []
+    for mention, label in mentions:
+        start = text.index(mention)
+        spans.append(Span(start, start + len(mention), label, mention))
+    return Document(id_, text, tuple(spans))
+
+
+DOCS = [
+    doc("a", "Cisplatin caused nephrotoxicity in rats.",
+        ("Cisplatin", "Chemical"), ("nephrotoxicity", "Disease")),
+    doc("b", "Lithium toxicity led to tremor.", ("Lithium", "Chemical"), ("tremor", "Disease")),
+]
+SCHEMA = LabelSchema("t", ("Chemical", "Disease"))
+
+
+class _NoChat:
+    chat_template = None
+
+
+def keys(d: Document) -> set[tuple[int, int, str]]:
+    return {s.key() for s in d.spans}
+
+
+def tiny_config(root: Path, **kw) -> LLMConfig:
+    tasks = get_template("entities-json").build_tasks(SCHEMA)
+    texts = [render_prompt(_NoChat(), t.user_message(d.text, SCHEMA)) + t.completion(d)
+             for d in DOCS for t in tasks]
+    base = root / "base"
+    if not base.exists():
+        save_tiny_llm(base, texts)
+    data = root / "train.jsonl"
+    write_corpus(DOCS, data, "jsonl")
+    values = dict(train=str(data), dev=str(data), base_model=str(base), out=str(root / "model"),
+                  template="entities-json", max_steps=40, eval_steps=40, batch_size=2,
+                  grad_accum=1, learning_rate=8e-3, warmup=0, scheduler="constant",
+                  lora_dropout=0.0, logging_steps=10, max_new_tokens=48, bf16=False, seed=0)
+    values.update(kw)
+    return LLMConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from medner.backends.llm.train import train
+
+    root = tmp_path_factory.mktemp("llm")
+    result = train(tiny_config(root, merge=True), log=lambda _m: None, progress=False)
+    return root, result
+
+
+def test_loss_gets_tiny_and_generation_f1_is_logged(trained):
+    _, result = trained
+    losses = [e["loss"] for e in result.meta["log_history"] if "loss" in e]
+    assert losses[-1] < 0.1 < losses[0]
+    evals = [e for e in result.meta["log_history"] if "eval_strict_f1" in e]
+    assert evals and "eval_hallucinations" in evals[-1]
+    assert any("eval_loss" in e for e in result.meta["log_history"])
+    assert result.meta["dev_metrics"]["strict_f1"] == 1.0
+    assert result.meta["dev_metrics"]["notes"]["llm_hallucinations"] == 0
+
+
+def test_reload_predicts_the_same_spans(trained):
+    root, result = trained
+    model = load(result.path)
+    assert model.backend == "llm" and model.labels == ("Chemical", "Disease")
+    assert model.meta["weights"] == "merged"
+    from transformers import AutoModelForCausalLM  # the merged folder is plain transformers
+
+    plain = AutoModelForCausalLM.from_pretrained(str(result.path))
+    assert not any("lora" in n for n, _ in plain.named_parameters())
+    predicted = model.predict(DOCS)
+    for gold, pred in zip(DOCS, predicted, strict=True):
+        assert keys(pred) == keys(gold)
+        assert pred.metadata["llm"]["hallucinations"] == 0
+    assert model.last_notes["llm_hallucinations"] == 0
+    extracted = model.extract([DOCS[0].text], ids=["x"])
+    assert extracted[0].id == "x" and keys(extracted[0]) == keys(DOCS[0])
+
+
+def test_adapter_only_folder_loads_through_the_base(trained, tmp_path):
+    _, result = trained
+    folder = tmp_path / "adapter-only"
+    shutil.copytree(result.path, folder)
+    (folder / "model.safetensors").unlink()
+    (folder / "config.json").unlink()
+    meta = json.loads((folder / "medner.json").read_text())
+    meta["weights"] = "adapter"
+    (folder / "medner.json").write_text(json.dumps(meta))
+    model = load(folder)
+    assert [keys(d) for d in model.predict(DOCS)] == [keys(d) for d in DOCS]
+    # constrained decoding leaves a well-trained model's answers alone
+    constrained = load(folder)
+    constrained.constrained = True
+    assert [keys(d) for d in constrained.predict(DOCS)] == [keys(d) for d in DOCS]
+    assert constrained.last_stats.constrained_steps > 0
+
+    meta["base_model"]["name"] = str(tmp_path / "missing-base")
+    (folder / "medner.json").write_text(json.dumps(meta))
+    with pytest.raises(MednerError, match="retrain with --merge"):
+        load(folder)
+
+
+def test_adapter_changed_and_base_did_not(trained):
+    import torch
+    from safetensors.torch import load_file
+
+    root, result = trained
+    adapter = load_file(str(result.path / "adapter" / "adapter_model.safetensors"))
+    lora_b = [v for k, v in adapter.items() if "lora_B" in k]
+    assert lora_b and all(torch.count_nonzero(v) > 0 for v in lora_b)  # B starts at zero
+    base = load_file(str(root / "base" / "model.safetensors"))
+    trained_base = {k.replace("base_model.model.", "").replace(".base_layer", ""): v
+                    for k, v in result.model.state_dict().items() if "lora_" not in k}
+    assert set(base) <= set(trained_base)
+    for name, value in base.items():
+        assert torch.equal(value, trained_base[name]), name
+    merged = load_file(str(result.path / "model.safetensors"))
+    assert not torch.equal(merged["model.layers.0.self_attn.q_proj.weight"],
+                           base["model.layers.0.self_attn.q_proj.weight"])
+
+
+def test_folder_describes_itself(trained):
+    _, result = trained
+    meta = json.loads((result.path / "medner.json").read_text())
+    assert meta["backend"] == "llm" and meta["template"] == "entities-json"
+    assert meta["schema"]["labels"] == ["Chemical", "Disease"]
+    assert meta["training_config"]["lora_r"] == 16
+    assert meta["dev_metrics"]["sample"] == {"documents": 2, "of": 2, "seed": 0}
+    for name in ("adapter/adapter_config.json", "adapter/adapter_model.safetensors",
+                 "model.safetensors", "config.json", "tokenizer.json", "README.md"):
+        assert (result.path / name).is_file(), name
+    assert not Path(str(result.path) + ".train").exists()
+
+
+def test_long_documents_are_split_not_truncated(trained):
+    _, result = trained
+    model = load(result.path)
+    model.max_prompt_tokens = model._prompt_tokens("") + 30  # room for about one sentence
+    long = Document("long", " ".join([DOCS[0].text, DOCS[1].text] * 2))
+    pred = model.predict([long])[0]
+    assert pred.metadata["llm"]["chunks"] > 1
+    assert model.last_notes["llm_chunked_documents"] == 1
+    for span in pred.spans:
+        assert long.text[span.start:span.end] == span.text
+    assert {s.text for s in pred.spans} >= {"Cisplatin", "tremor"}
+    model.max_prompt_tokens = model._prompt_tokens("") - 1
+    with pytest.raises(MednerError, match="raise max_prompt_tokens"):
+        model.predict([long])
+
+
+def test_qlora_step_on_cpu(tmp_path):
+    pytest.importorskip("bitsandbytes")
+    from medner.backends.llm.train import train
+
+    result = train(tiny_config(tmp_path, quantize="4bit", max_steps=2, eval_steps=None,
+                               dev=None, eval_sample=0, out=str(tmp_path / "q")),
+                   log=lambda _m: None, progress=False)
+    assert result.meta["quantize"] == "4bit" and result.meta["global_steps"] == 2
+    assert any(type(m).__name__ == "Linear4bit" for m in result.model.modules())
+    assert load(result.path).predict(DOCS[:1])[0].id == "a"
+
+
+def test_resume_continues_from_the_last_checkpoint(tmp_path, monkeypatch):
+    import medner.backends.llm.train as llm_train
+
+    config = tiny_config(tmp_path, max_steps=2, eval_steps=2, dev=None, eval_sample=0,
+                         logging_steps=1)
+
+    def interrupted(*_a, **_k):
+        raise KeyboardInterrupt  # killed after the last checkpoint, before the folder
+
+    monkeypatch.setattr(llm_train, "atomic_folder", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        llm_train.train(config, log=lambda _m: None, progress=False)
+    work = Path(str(Path(config.out).resolve()) + ".train")
+    assert (work / "checkpoint-2").is_dir()
+    monkeypatch.undo()
+
+    logs: list[str] = []
+    result = llm_train.train(config.override({"resume": True, "max_steps": 4}),
+                             log=logs.append, progress=False)
+    assert any(m.startswith("resuming from") and m.endswith("checkpoint-2") for m in logs)
+    assert result.meta["global_steps"] == 4
+    steps_logged = [e["step"] for e in result.meta["log_history"] if "loss" in e]
+    assert steps_logged == [1, 2, 3, 4]  # history carried over, steps 1-2 not run again
+    assert not work.exists()
