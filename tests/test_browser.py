@@ -7,6 +7,7 @@ is saved as ``test-artifacts/serve-page.png`` at the repository root (CI keeps i
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -18,12 +19,21 @@ LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
                "--disable-quic"]
 
+
+def _missing(reason: str) -> None:
+    # CI sets MEDNER_REQUIRE_BROWSER=1: there a missing browser is a failure, not a skip.
+    if os.environ.get("MEDNER_REQUIRE_BROWSER") == "1":
+        pytest.fail(reason + " (MEDNER_REQUIRE_BROWSER=1)", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
 if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium); CI installs it",
-                allow_module_level=True)
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (pip install playwright; do NOT "
-    "run `playwright install`, the test uses Debian's chromium)")
+    _missing(f"{CHROMIUM} is not installed (apt-get install -y chromium); CI installs it")
+try:
+    from playwright import sync_api
+except ImportError:
+    _missing("playwright is not installed (pip install playwright; do NOT run "
+             "`playwright install`: the test drives Debian's chromium)")
 pytest.importorskip("fastapi")
 
 from test_serve_support import TRAIN_DOCS, running_server, tiny_model  # noqa: E402

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 pytest.importorskip("torch")
+
+from test_llm_tiny import save_tiny_llm  # noqa: E402
 
 from medner.backends.llm.constrained import CopyConstraint, normalize  # noqa: E402
 from medner.backends.llm.generate import generate  # noqa: E402
 from medner.backends.llm.prompts import CopyRegion, get_template  # noqa: E402
 from medner.labels import SCHEMAS  # noqa: E402
-
-from test_llm_tiny import save_tiny_llm  # noqa: E402
 
 TEXTS = [
     "Cisplatin caused nephrotoxicity and hearing loss in rats.",

@@ -13,6 +13,8 @@ pytest.importorskip("torch")
 pytest.importorskip("peft")
 pytest.importorskip("trl")
 
+from test_llm_tiny import save_tiny_llm  # noqa: E402
+
 from medner.backends import load  # noqa: E402
 from medner.backends.llm.config import LLMConfig  # noqa: E402
 from medner.backends.llm.prompts import get_template, render_prompt  # noqa: E402
@@ -20,8 +22,6 @@ from medner.document import Document, Span  # noqa: E402
 from medner.errors import MednerError  # noqa: E402
 from medner.io import write_corpus  # noqa: E402
 from medner.labels import LabelSchema  # noqa: E402
-
-from test_llm_tiny import save_tiny_llm  # noqa: E402
 
 
 def doc(id_: str, text: str, *mentions: tuple[str, str]) -> Document:

@@ -43,7 +43,8 @@ def log_config(level: str) -> dict:
 
 def run_server(model_path: Path, *, host: str = "127.0.0.1", port: int = 8000,
                max_chars: int = DEFAULT_MAX_CHARS, max_texts: int = DEFAULT_MAX_TEXTS,
-               max_batch_texts: int = 32, batch_size: int | None = None,
+               max_batch_texts: int = 32, max_wait_ms: float = 200.0,
+               batch_size: int | None = None,
                threads: int | None = None, log_level: str = "info") -> None:
     """Load the model and serve it until interrupted (what ``medner serve`` does)."""
     try:
@@ -65,7 +66,7 @@ def run_server(model_path: Path, *, host: str = "127.0.0.1", port: int = 8000,
                    f"port can use the model. Set {API_KEY_ENV} to require one.", err=True)
     model = load(model_path, batch_size=batch_size, threads=threads)
     app = create_app(model, max_chars=max_chars, max_texts=max_texts, api_key=api_key,
-                     max_batch_texts=max_batch_texts)
+                     max_batch_texts=max_batch_texts, max_wait_ms=max_wait_ms)
     labels = ", ".join(getattr(model, "labels", ()))
     shown = f"[{host}]" if ":" in host else host
     typer.echo(f"medner: serving {model_path} ({labels}) on http://{shown}:{port}/  "
@@ -89,6 +90,10 @@ def serve_command(
     max_batch: Annotated[int, typer.Option(
         "--max-batch", help="Most texts that concurrent requests share in one model call.")
     ] = 32,
+    max_wait_ms: Annotated[float, typer.Option(
+        "--max-wait-ms", help="After a batch, wait up to this long (and at most a tenth of "
+        "the batch's model time) for its clients' next requests, so they share the next "
+        "batch. An idle server never waits.")] = 200.0,
     batch_size: Annotated[int | None, typer.Option(
         "--batch-size", help="Windows per forward pass (default: the model's).")] = None,
     threads: Annotated[int | None, typer.Option(
@@ -105,9 +110,11 @@ def serve_command(
                           "or debug")
     if max_chars < 1 or max_texts < 1 or max_batch < 1:
         raise MednerError("--max-chars, --max-texts and --max-batch must be at least 1")
+    if not 0 <= max_wait_ms <= 1000:
+        raise MednerError(f"--max-wait-ms {max_wait_ms}: must be between 0 and 1000")
     run_server(model, host=host, port=port, max_chars=max_chars, max_texts=max_texts,
-               max_batch_texts=max_batch, batch_size=batch_size, threads=threads,
-               log_level=log_level)
+               max_batch_texts=max_batch, max_wait_ms=max_wait_ms, batch_size=batch_size,
+               threads=threads, log_level=log_level)
 
 
 def register(app: typer.Typer) -> None:

@@ -211,7 +211,7 @@ def parse_texts(body: bytes, *, max_chars: int, max_texts: int) -> list[str]:
 
 def create_app(model, *, max_chars: int = DEFAULT_MAX_CHARS, max_texts: int = DEFAULT_MAX_TEXTS,
                api_key: str | None = None, max_batch_texts: int = 32,
-               max_wait_ms: float = 0.0) -> FastAPI:
+               max_wait_ms: float = 200.0) -> FastAPI:
     """The API over a loaded model (``medner.load``).
 
     ``max_chars``/``max_texts`` bound one request; ``api_key`` (when given) is required on
