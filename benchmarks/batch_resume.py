@@ -9,7 +9,8 @@
    output holds ``--kill-at`` of the documents.
 3. Runs it again with ``resume=True`` in a new child process until it finishes.
 4. Checks the output: one JSON record per line, exactly the input ids, each once; prints a
-   JSON summary (docs/s of both runs, records at the kill, torn bytes cut, peak RSS).
+   JSON summary (docs/s of both runs, records at the kill, torn bytes, resident memory
+   sampled every ~2 s against the records written: flat means it does not grow with them).
 
 Bounded: every child has ``--time-limit`` seconds; exit code 1 if a check fails.
 """
@@ -54,6 +55,51 @@ def count_lines(path: Path) -> int:
         return 0
     with path.open("rb") as handle:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of a running process (Linux), or ``None``."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def watch(proc: subprocess.Popen, output: Path, time_limit: float, stop_at: int | None,
+          samples: list[tuple[int, float]]) -> bool:
+    """Poll ``proc`` until it ends (or, with ``stop_at``, SIGKILL it once that many records
+    are on disk); records (records written, RSS MB) every ~2 s. Returns True if killed."""
+    started = time.monotonic()
+    last_sample = 0.0
+    while time.monotonic() - started < time_limit:
+        if proc.poll() is not None:
+            return False
+        records = count_lines(output)
+        now = time.monotonic()
+        if now - last_sample >= 2:
+            rss = rss_mb(proc.pid)
+            if rss is not None:
+                samples.append((records, round(rss, 1)))
+            last_sample = now
+        if stop_at is not None and records >= stop_at:
+            os.kill(proc.pid, signal.SIGKILL)
+            return True
+        time.sleep(0.05)
+    proc.kill()
+    raise TimeoutError(f"the extraction did not finish within {time_limit} s")
+
+
+def rss_profile(samples: list[tuple[int, float]]) -> dict:
+    """RSS after warm-up at a quarter, half and the end of the records seen."""
+    if not samples:
+        return {}
+    warm = [s for s in samples if s[0] > 0] or samples
+    pick = [warm[int(f * (len(warm) - 1))] for f in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    return {"records_vs_rss_mb": pick, "max_rss_mb": max(r for _, r in warm)}
 
 
 def worker(model: Path, data: Path, output: Path, resume: bool, batch_size: int,
@@ -109,19 +155,12 @@ def main(argv: list[str] | None = None) -> int:
 
     # Run 1: killed with SIGKILL once kill_at records are on disk.
     started = time.monotonic()
+    first_samples: list[tuple[int, float]] = []
     proc = subprocess.Popen(child(args, data, output, resume=False), stdout=subprocess.PIPE)
-    killed = False
     try:
-        while time.monotonic() - started < args.time_limit:
-            if proc.poll() is not None:
-                break
-            if count_lines(output) >= kill_at:
-                os.kill(proc.pid, signal.SIGKILL)
-                killed = True
-                break
-            time.sleep(0.05)
+        killed = watch(proc, output, args.time_limit, kill_at, first_samples)
     finally:
-        if proc.poll() is None and not killed:
+        if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=60)
         proc.stdout.close()
@@ -134,11 +173,19 @@ def main(argv: list[str] | None = None) -> int:
 
     # Run 2: resume to the end.
     started = time.monotonic()
-    done = subprocess.run(child(args, data, output, resume=True), capture_output=True,
-                          text=True, timeout=args.time_limit)
+    second_samples: list[tuple[int, float]] = []
+    proc2 = subprocess.Popen(child(args, data, output, resume=True), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        watch(proc2, output, args.time_limit, None, second_samples)
+        out, err = proc2.communicate(timeout=60)
+    finally:
+        if proc2.poll() is None:
+            proc2.kill()
+            proc2.communicate(timeout=60)
     second_seconds = time.monotonic() - started
-    resumed = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else {
-        "error": done.stderr[-2000:]}
+    resumed = json.loads(out.strip().splitlines()[-1]) if proc2.returncode == 0 else {
+        "error": err[-2000:]}
 
     # Checks: every line a record, exactly the input ids, each once.
     seen: Counter[str] = Counter()
@@ -161,13 +208,14 @@ def main(argv: list[str] | None = None) -> int:
                       "records_at_kill": complete_at_kill, "torn_bytes_at_kill": torn_bytes,
                       "bytes_at_kill": size, "seconds": round(first_seconds, 1),
                       "docs_per_s": round(complete_at_kill / first_seconds, 2)
-                      if first_seconds else None},
-        "resume_run": {**resumed, "wall_seconds": round(second_seconds, 1)},
+                      if first_seconds else None, "memory": rss_profile(first_samples)},
+        "resume_run": {**resumed, "wall_seconds": round(second_seconds, 1),
+                       "memory": rss_profile(second_samples)},
         "output": {"records": sum(seen.values()), "distinct_ids": len(seen),
                    "bad_lines": bad_lines, "doubled": doubled[:5], "missing": missing[:5],
                    "unknown": unknown[:5]},
     }
-    summary["passed"] = (killed and done.returncode == 0 and bad_lines == 0 and not doubled
+    summary["passed"] = (killed and proc2.returncode == 0 and bad_lines == 0 and not doubled
                          and not missing and not unknown
                          and sum(seen.values()) == args.documents)
     print(json.dumps(summary, indent=2))

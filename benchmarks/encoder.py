@@ -64,19 +64,6 @@ def throughput(model, docs, batch_size: int, repeats: int = 1) -> dict:
             "batch_size": batch_size, "bf16": model.bf16, "window": model.max_length}
 
 
-def per_type_table(report, mode: str = "strict") -> list[str]:
-    d = report.to_dict()
-    result = d["modes"][mode] if "modes" in d else d[mode]
-    rows = ["| type | P | R | F1 | gold |", "| --- | ---: | ---: | ---: | ---: |"]
-    for label, m in sorted(result["per_label"].items()):
-        rows.append(f"| {label} | {100 * m['precision']:.1f} | {100 * m['recall']:.1f} | "
-                    f"{100 * m['f1']:.1f} | {m['tp'] + m['fn']} |")
-    mi = result["micro"]
-    rows.append(f"| micro | {100 * mi['precision']:.1f} | {100 * mi['recall']:.1f} | "
-                f"**{100 * mi['f1']:.1f}** | {mi['tp'] + mi['fn']} |")
-    return rows
-
-
 def score(gold, pred) -> dict:
     from medner.evaluate import score_spans
 

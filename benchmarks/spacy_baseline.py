@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             f1 = score_spans(data.dev, predict(nlp, data.dev))["micro"]["f1"]
             if f1 > best_f1:
                 best_f1, best_bytes = f1, nlp.to_bytes()
-        history.append({"epoch": epoch, "loss": round(losses.get("ner", 0.0), 1),
+        history.append({"epoch": epoch, "loss": round(float(losses.get("ner", 0.0)), 1),
                         "dev_f1": round(f1, 4), "seconds": round(time.perf_counter() - started)})
         print(history[-1], file=sys.stderr)
     train_seconds = time.perf_counter() - started

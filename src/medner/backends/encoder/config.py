@@ -10,7 +10,7 @@ from __future__ import annotations
 import tomllib
 import types
 import typing
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -223,4 +223,4 @@ def defaults() -> dict[str, Any]:
 
 
 __all__ = ["EncoderConfig", "coerce_config", "defaults", "field_help", "field_types",
-           "load_config", "replace"]
+           "load_config"]

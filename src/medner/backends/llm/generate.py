@@ -81,7 +81,8 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, b
         bar = tqdm(total=len(prompts), desc="generate", unit="prompt")
     was_training = model.training
     model.eval()
-    autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if bf16
+    fp32 = next(model.parameters()).dtype == torch.float32
+    autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if bf16 and fp32
                 else contextlib.nullcontext())
     try:
         for batch in batches:

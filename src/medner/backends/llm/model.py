@@ -190,8 +190,13 @@ class LLMModel:
             raise MednerError(f"model folder {folder}: cannot load weights or tokenizer: "
                               f"{exc}") from None
         prepare_tokenizer(tokenizer)
-        return cls(model, tokenizer, meta, bf16=bf16, batch_size=batch_size,
-                   constrained=constrained, path=str(folder))
+        loaded = cls(model, tokenizer, meta, bf16=bf16, batch_size=batch_size,
+                     constrained=constrained, path=str(folder))
+        if loaded.bf16:
+            # Cast once: autocast would re-cast every frozen fp32 weight at every decoding
+            # step, which costs more than the bf16 matmuls save.
+            loaded.model = loaded.model.to(torch.bfloat16)
+        return loaded
 
     # ------------------------------------------------------------------ prediction
     def predict(self, documents: Iterable[Document], *, progress: bool = False) -> list[Document]:

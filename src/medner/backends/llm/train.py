@@ -171,7 +171,8 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
     class GenerativeEvalTrainer(SFTTrainer):
         def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
             metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
-            probe = LLMModel(self.model, tokenizer, meta_probe, bf16=bf16)
+            # fp32 decoding: autocast would re-cast the frozen weights at every step
+            probe = LLMModel(self.model, tokenizer, meta_probe, bf16=False)
             full = generation_metrics(probe, sample)
             last_eval.update(step=self.state.global_step, metrics=full)
             generated = _flat(full)
@@ -249,7 +250,7 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
     if sample and last_eval.get("step") == state.global_step == best:
         dev_metrics = last_eval["metrics"]  # the final model was just evaluated: no rerun
     elif sample:
-        probe = LLMModel(model, tokenizer, meta_probe, bf16=bf16)
+        probe = LLMModel(model, tokenizer, meta_probe, bf16=False)
         dev_metrics = generation_metrics(probe, sample)
     if dev_metrics is not None:
         dev_metrics["sample"] = {"documents": len(sample), "of": len(data.dev),
