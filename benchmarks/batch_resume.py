@@ -94,10 +94,11 @@ def watch(proc: subprocess.Popen, output: Path, time_limit: float, stop_at: int 
 
 
 def rss_profile(samples: list[tuple[int, float]]) -> dict:
-    """RSS after warm-up at a quarter, half and the end of the records seen."""
+    """(records, RSS) at the start, a quarter, half, three quarters and the end of the run,
+    counting from the first batch this run wrote (before it: loading the model)."""
     if not samples:
         return {}
-    warm = [s for s in samples if s[0] > 0] or samples
+    warm = [s for s in samples if s[0] > samples[0][0]] or samples
     pick = [warm[int(f * (len(warm) - 1))] for f in (0.0, 0.25, 0.5, 0.75, 1.0)]
     return {"records_vs_rss_mb": pick, "max_rss_mb": max(r for _, r in warm)}
 

@@ -17,10 +17,19 @@ def write_docs(path, docs):
 @pytest.fixture
 def corpus_file(tmp_path):
     docs = [
-        Document(f"d{i}", f"Patient {i} had fever after aspirin.",
-                 (Span(len(f"Patient {i} had "), len(f"Patient {i} had fever"), "SYMPTOM", "fever"),
-                  Span(len(f"Patient {i} had fever after "), len(f"Patient {i} had fever after aspirin"),
-                       "DRUG", "aspirin")))
+        Document(
+            f"d{i}",
+            f"Patient {i} had fever after aspirin.",
+            (
+                Span(len(f"Patient {i} had "), len(f"Patient {i} had fever"), "SYMPTOM", "fever"),
+                Span(
+                    len(f"Patient {i} had fever after "),
+                    len(f"Patient {i} had fever after aspirin"),
+                    "DRUG",
+                    "aspirin",
+                ),
+            ),
+        )
         for i in range(20)
     ]
     return write_docs(tmp_path / "corpus.jsonl", docs)
@@ -42,26 +51,47 @@ def test_stats_json_counts_labels(corpus_file, capsys):
 
 
 def test_stats_with_schema_shows_mapped_counts(corpus_file, capsys):
-    code, out, _ = run(["data", "stats", str(corpus_file), "--labels", "clinical4", "--json"], capsys)
+    code, out, _ = run(
+        ["data", "stats", str(corpus_file), "--labels", "clinical4", "--json"], capsys
+    )
     assert code == 0
-    assert json.loads(out)["schema_spans"] == {"DISEASE": 0, "SYMPTOM": 20, "DRUG": 20, "BODY_PART": 0}
+    assert json.loads(out)["schema_spans"] == {
+        "DISEASE": 0,
+        "SYMPTOM": 20,
+        "DRUG": 20,
+        "BODY_PART": 0,
+    }
 
 
 def test_split_writes_three_parts_without_leak(corpus_file, tmp_path, capsys):
     out_dir = tmp_path / "parts"
-    code, out, _ = run(["data", "split", str(corpus_file), "-o", str(out_dir), "--seed", "1"], capsys)
+    code, out, _ = run(
+        ["data", "split", str(corpus_file), "-o", str(out_dir), "--seed", "1"], capsys
+    )
     assert code == 0
-    sizes = [len((out_dir / f"{name}.jsonl").read_text().splitlines()) for name in ("train", "dev", "test")]
+    sizes = [
+        len((out_dir / f"{name}.jsonl").read_text().splitlines())
+        for name in ("train", "dev", "test")
+    ]
     assert sizes == [16, 2, 2]
     assert "no shared ids or texts" in out
-    code, out, _ = run(["data", "check-leak", str(out_dir / "train.jsonl"),
-                        str(out_dir / "test.jsonl"), "--strict"], capsys)
+    code, out, _ = run(
+        [
+            "data",
+            "check-leak",
+            str(out_dir / "train.jsonl"),
+            str(out_dir / "test.jsonl"),
+            "--strict",
+        ],
+        capsys,
+    )
     assert code == 0 and "no leak" in out
 
 
 def test_check_leak_strict_fails_on_shared_documents(corpus_file, capsys):
-    code, out, _ = run(["data", "check-leak", str(corpus_file), str(corpus_file), "--strict", "--json"],
-                       capsys)
+    code, out, _ = run(
+        ["data", "check-leak", str(corpus_file), str(corpus_file), "--strict", "--json"], capsys
+    )
     assert code == 1
     assert json.loads(out)["distinct_texts_b_also_in_a"] == 20
 
@@ -76,10 +106,19 @@ def test_convert_round_trips_jsonl(corpus_file, tmp_path, capsys):
 @pytest.mark.parametrize(
     "content, where, message",
     [
-        ('{"id": "a", "text": "fever"}\n{"id": "b", "text": "x", "spans": [{"start": 0, "end": 9, '
-         '"label": "S", "text": "x"}]}\n', ":2:", "outside the document text"),
-        ('{"id": "a", "text": "fever", "spans": [{"start": 0, "end": 3, "label": "S", "text": "fox"}]}\n',
-         ":1:", "does not match"),
+        (
+            '{"id": "a", "text": "fever"}\n'
+            '{"id": "b", "text": "x", "spans": [{"start": 0, "end": 9, '
+            '"label": "S", "text": "x"}]}\n',
+            ":2:",
+            "outside the document text",
+        ),
+        (
+            '{"id": "a", "text": "fever", "spans": '
+            '[{"start": 0, "end": 3, "label": "S", "text": "fox"}]}\n',
+            ":1:",
+            "does not match",
+        ),
         ('{"id": "a", "text": "fever"\n', ":1:", "invalid JSON"),
         ("", "", "empty"),
     ],
@@ -103,8 +142,10 @@ def test_non_utf8_byte_names_the_line(tmp_path, capsys):
 
 def test_skip_policy_counts_skipped_mentions(tmp_path, capsys):
     path = tmp_path / "bad.jsonl"
-    path.write_text('{"id": "a", "text": "fever", "spans": [{"start": 0, "end": 3, "label": "S", '
-                    '"text": "fox"}, {"start": 0, "end": 5, "label": "S", "text": "fever"}]}\n')
+    path.write_text(
+        '{"id": "a", "text": "fever", "spans": [{"start": 0, "end": 3, "label": "S", '
+        '"text": "fox"}, {"start": 0, "end": 5, "label": "S", "text": "fever"}]}\n'
+    )
     code, out, _ = run(["data", "stats", str(path), "--on-mismatch", "skip", "--json"], capsys)
     stats = json.loads(out)
     assert code == 0

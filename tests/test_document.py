@@ -14,9 +14,14 @@ def test_document_dict_round_trip_keeps_everything():
     doc = Document(
         "d1",
         "Naloxone reverses hypertension.",
-        (Span(0, 8, "Chemical", "Naloxone", ids=("D009270",), id="T1"),
-         Span(18, 30, "Disease", "hypertension", ids=("D006973",), score=0.91234, id="T2")),
-        (Relation("CID", "D009270", "D006973"), Relation("treats", "T1", "T2", args="span", id="R1")),
+        (
+            Span(0, 8, "Chemical", "Naloxone", ids=("D009270",), id="T1"),
+            Span(18, 30, "Disease", "hypertension", ids=("D006973",), score=0.91234, id="T2"),
+        ),
+        (
+            Relation("CID", "D009270", "D006973"),
+            Relation("treats", "T1", "T2", args="span", id="R1"),
+        ),
         {"title_length": 31},
     )
     again = Document.from_dict(doc.to_dict())

@@ -14,7 +14,10 @@ def maccrobat_doc():
         Span(34, 39, "Biological_structure", "liver", id="T4"),
         Span(40, 44, "Lab_value", "mass", id="T5"),
     )
-    relations = (Relation("MODIFY", "T5", "T4", args="span"), Relation("CAUSE", "T3", "T2", args="span"))
+    relations = (
+        Relation("MODIFY", "T5", "T4", args="span"),
+        Relation("CAUSE", "T3", "T2", args="span"),
+    )
     return Document("r1", text, spans, relations)
 
 
@@ -47,7 +50,7 @@ def test_user_schema_file(tmp_path):
 @pytest.mark.parametrize(
     "content, message",
     [
-        ('labels = []', "labels"),
+        ("labels = []", "labels"),
         ('labels = ["A"]\n[map]\nX = "B"', "not in 'labels'"),
         ('labels = ["A"', "cannot read"),
     ],
@@ -66,4 +69,8 @@ def test_unknown_schema_lists_choices():
 
 def test_infer_schema():
     assert infer_schema([maccrobat_doc()]).labels == (
-        "Biological_structure", "Lab_value", "Medication", "Sign_symptom")
+        "Biological_structure",
+        "Lab_value",
+        "Medication",
+        "Sign_symptom",
+    )

@@ -107,6 +107,23 @@ def test_page_and_static_files(client):
         assert r.status_code == 200 and kind in r.headers["content-type"]
 
 
+def test_a_missing_page_does_not_take_the_api_down(model, tmp_path, monkeypatch):
+    from medner.serve import app as serve_app
+
+    monkeypatch.setattr(serve_app, "STATIC", tmp_path / "nothing-here")
+    with TestClient(create_app(model), raise_server_exceptions=False) as c:
+        r = c.get("/")
+        assert r.status_code == 500 and r.json()["error"]["code"] == "page_missing"
+        assert c.post("/v1/extract", json={"text": "malaria"}).status_code == 200
+
+
+def test_the_page_files_are_in_the_package_folder():
+    """The page ships inside the package (wheels need serve/static/* in package-data)."""
+    from medner.serve.app import STATIC
+
+    assert {"index.html", "app.js", "app.css"} <= {p.name for p in STATIC.iterdir()}
+
+
 # --- limits and bad input ----------------------------------------------------------------
 
 

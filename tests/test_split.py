@@ -37,7 +37,11 @@ def test_bad_ratios():
 
 def test_check_leak_by_id_and_by_normalised_text():
     a = [Document("1", "Fever in children."), Document("2", "Aspirin and stroke.")]
-    b = [Document("1", "Something else."), Document("9", "fever  in CHILDREN."), Document("10", "new")]
+    b = [
+        Document("1", "Something else."),
+        Document("9", "fever  in CHILDREN."),
+        Document("10", "new"),
+    ]
     report = check_leak(a, b)
     assert report.shared_ids == ["1"]
     assert report.shared_texts == [("1", "9")]

@@ -35,7 +35,9 @@ class Span:
 
     def __post_init__(self) -> None:
         if not 0 <= self.start < self.end:
-            raise ValueError(f"span offsets must satisfy 0 <= start < end, got {self.start}-{self.end}")
+            raise ValueError(
+                f"span offsets must satisfy 0 <= start < end, got {self.start}-{self.end}"
+            )
 
     @property
     def pieces(self) -> tuple[tuple[int, int], ...]:

@@ -83,7 +83,7 @@ def get_schema(name_or_path: str) -> LabelSchema:
 
 
 def infer_schema(documents: Iterable[Document]) -> LabelSchema:
-    """A schema holding exactly the labels found in the documents (for training without --labels)."""
+    """A schema of exactly the labels found in the documents (training without --labels)."""
     labels = sorted({s.label for d in documents for s in d.spans})
     return LabelSchema("inferred", tuple(labels))
 

@@ -21,7 +21,9 @@ data_app = typer.Typer(help="Inspect, convert, split and leak-check corpora.", n
 
 FormatOption = Annotated[
     str | None,
-    typer.Option("--format", "-f", help=f"Input format ({', '.join(FORMATS)}); guessed if omitted."),
+    typer.Option(
+        "--format", "-f", help=f"Input format ({', '.join(FORMATS)}); guessed if omitted."
+    ),
 ]
 MismatchOption = Annotated[
     str,
@@ -81,8 +83,12 @@ def counts_table(title: str, counts: dict[str, int]) -> Table:
 
 def print_report(report: ReadReport) -> None:
     if report.counts:
-        console.print(counts_table("Read report (kept aside, skipped or not grounded)",
-                                   dict(sorted(report.counts.items()))))
+        console.print(
+            counts_table(
+                "Read report (kept aside, skipped or not grounded)",
+                dict(sorted(report.counts.items())),
+            )
+        )
         for example in report.examples[:5]:
             console.print(f"  e.g. {example}", highlight=False)
 
@@ -148,26 +154,38 @@ def split_command(
     ratios: Annotated[
         str, typer.Option(help="Train/dev/test fractions, comma-separated, summing to 1.")
     ] = "0.8,0.1,0.1",
-    seed: Annotated[int, typer.Option(help="Shuffle seed: the same seed gives the same split.")] = 13,
+    seed: Annotated[
+        int, typer.Option(help="Shuffle seed: the same seed gives the same split.")
+    ] = 13,
     on_mismatch: MismatchOption = "error",
 ) -> None:
     """Split whole documents into train/dev/test; documents with equal text stay together."""
     try:
         fractions = [float(x) for x in ratios.split(",")]
     except ValueError:
-        raise typer.BadParameter(f"not a list of numbers: {ratios!r}", param_hint="--ratios") from None
+        raise typer.BadParameter(
+            f"not a list of numbers: {ratios!r}", param_hint="--ratios"
+        ) from None
     corpus = load(source, fmt, on_mismatch)
     parts = split_documents(corpus.documents, fractions, seed)
     names = ["train", "dev", "test"] if len(parts) == 3 else [f"part{i}" for i in range(len(parts))]
-    extension = {"jsonl": ".jsonl", "pubtator": ".pubtator", "conll": ".conll", "bioc": ".xml",
-                 "instruct": ".jsonl", "brat": ""}.get(to, "")
+    extension = {
+        "jsonl": ".jsonl",
+        "pubtator": ".pubtator",
+        "conll": ".conll",
+        "bioc": ".xml",
+        "instruct": ".jsonl",
+        "brat": "",
+    }.get(to, "")
     for name, docs in zip(names, parts, strict=True):
         target = out_dir / f"{name}{extension}"
         write_corpus(docs, target, to)
         console.print(f"{name}: {len(docs):,} documents -> {target}", highlight=False)
-    leaks = [check_leak(a, b) for i, a in enumerate(parts) for b in parts[i + 1:]]
-    console.print("leak check between parts: " + ("[red]LEAK[/]" if any(r.leaks for r in leaks)
-                                                 else "no shared ids or texts"))
+    leaks = [check_leak(a, b) for i, a in enumerate(parts) for b in parts[i + 1 :]]
+    console.print(
+        "leak check between parts: "
+        + ("[red]LEAK[/]" if any(r.leaks for r in leaks) else "no shared ids or texts")
+    )
 
 
 @data_app.command("check-leak")
@@ -193,8 +211,10 @@ def check_leak_command(
         table.add_row("documents in A / B", f"{report.size_a:,} / {report.size_b:,}")
         table.add_row("B documents whose id is in A", f"{len(report.shared_ids):,}")
         table.add_row("B documents whose text is in A", f"{len(report.shared_texts):,}")
-        table.add_row("distinct B texts also in A",
-                      f"{report.leaked_texts_b:,} of {report.distinct_texts_b:,}")
+        table.add_row(
+            "distinct B texts also in A",
+            f"{report.leaked_texts_b:,} of {report.distinct_texts_b:,}",
+        )
         console.print(table)
         verdict = "[bold red]LEAK[/]: shared documents" if report.leaks else "[green]no leak[/]"
         console.print(verdict)

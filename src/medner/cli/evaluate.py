@@ -20,13 +20,20 @@ console = Console()
 MODES = ("strict", "exact", "partial", "type")
 
 
-def predict_with_model(model_path: Path, gold: list[Document]) -> tuple[list[Document], list[Document]]:
-    """Run a saved model over the gold texts; returns (gold mapped onto its schema, predictions)."""
+def predict_with_model(
+    model_path: Path, gold: list[Document]
+) -> tuple[list[Document], list[Document], dict[str, int]]:
+    """Run a saved model over the gold texts.
+
+    Returns the gold mapped onto the model's schema, the predictions, and the model's counts
+    for the run (an LLM's dropped hallucinations, bad lines), shown in the report.
+    """
     from medner.backends import load  # torch is imported only when a model is used
 
     model = load(model_path)
     gold, _ = apply_schema(gold, model.schema)
-    return gold, model.predict(gold)
+    predicted = model.predict(gold)
+    return gold, predicted, dict(getattr(model, "last_notes", None) or {})
 
 
 def evaluate_command(
@@ -58,18 +65,22 @@ def evaluate_command(
         str, typer.Option("--output-format", help="table, json or markdown.")
     ] = "table",
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Also write the report here (.json or .md).")
+        Path | None,
+        typer.Option("--output", "-o", help="Also write the report here (.json or .md)."),
     ] = None,
     save_predictions: Annotated[
         Path | None,
-        typer.Option("--save-predictions", help="With a model: write its predictions to this file."),
+        typer.Option("--save-predictions", help="With a model: write its predictions here."),
     ] = None,
     on_mismatch: Annotated[
-        str, typer.Option("--on-mismatch", help="'error' or 'skip' for gold mentions whose text "
-                          "does not match their offsets.")
+        str,
+        typer.Option(
+            "--on-mismatch",
+            help="'error' or 'skip' for gold mentions whose text does not match their offsets.",
+        ),
     ] = "error",
 ) -> None:
-    """Score entities (P/R/F1 per label, micro, macro, 4 matching modes, bootstrap CIs) and relations.
+    """Score entities (P/R/F1 per label, micro/macro, 4 matching modes, 95% CIs) and relations.
 
     Either `medner evaluate GOLD PRED` or `medner evaluate MODEL --data GOLD`.
     """
@@ -79,24 +90,28 @@ def evaluate_command(
     chosen = tuple(m.strip() for m in modes.split(",") if m.strip())
     unknown = [m for m in chosen if m not in MODES]
     if unknown:
-        raise typer.BadParameter(f"unknown mode(s) {unknown}; use {', '.join(MODES)}",
-                                 param_hint="--modes")
+        raise typer.BadParameter(
+            f"unknown mode(s) {unknown}; use {', '.join(MODES)}", param_hint="--modes"
+        )
     if output_format not in ("table", "json", "markdown"):
         raise typer.BadParameter("use table, json or markdown", param_hint="--output-format")
     if on_mismatch not in ("error", "skip"):
         raise typer.BadParameter("use error or skip", param_hint="--on-mismatch")
 
+    notes: dict[str, int] = {}
     if data is not None:
         if pred is not None:
             raise MednerError("give either GOLD PRED or MODEL --data GOLD, not both")
         gold = read_corpus(data, on_mismatch=on_mismatch).documents
-        gold, predicted = predict_with_model(gold_or_model, gold)
+        gold, predicted, notes = predict_with_model(gold_or_model, gold)
         if save_predictions is not None:
             write_corpus(predicted, save_predictions)
     else:
         if pred is None:
-            raise MednerError("missing PRED: give `medner evaluate GOLD PRED` or "
-                              "`medner evaluate MODEL --data GOLD`")
+            raise MednerError(
+                "missing PRED: give `medner evaluate GOLD PRED` or "
+                "`medner evaluate MODEL --data GOLD`"
+            )
         gold = read_corpus(gold_or_model, on_mismatch=on_mismatch).documents
         predicted = read_corpus(pred, on_mismatch=on_mismatch).documents
     if labels:
@@ -108,10 +123,19 @@ def evaluate_command(
         other = read_corpus(compare, on_mismatch=on_mismatch).documents
         if labels:
             other, _ = apply_schema(other, get_schema(labels))
-        report = compare_predictions(gold, predicted, other, mode=chosen[0], bootstrap=bootstrap,
-                                     seed=seed, names=(str(pred or gold_or_model), str(compare)))
+        report = compare_predictions(
+            gold,
+            predicted,
+            other,
+            mode=chosen[0],
+            bootstrap=bootstrap,
+            seed=seed,
+            names=(str(pred or gold_or_model), str(compare)),
+        )
     else:
-        report = evaluate(gold, predicted, modes=chosen, bootstrap=bootstrap, seed=seed)
+        report = evaluate(
+            gold, predicted, modes=chosen, bootstrap=bootstrap, seed=seed, notes=notes
+        )
 
     if output_format == "json":
         print(json.dumps(report.to_dict(), indent=2))

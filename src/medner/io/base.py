@@ -19,7 +19,7 @@ OnMismatch = Literal["error", "skip"]
 
 @dataclass
 class ReadReport:
-    """What a reader skipped, kept aside or could not ground, by kind. Nothing is dropped silently."""
+    """What a reader skipped, kept aside or could not ground, by kind: nothing goes silently."""
 
     counts: Counter[str] = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
@@ -81,7 +81,9 @@ def check_mention(
         problem = f"offsets {start}-{end} outside the document text (length {len(doc_text)})"
         kind = "offset outside text"
     elif mention is not None and doc_text[start:end] != mention:
-        problem = f"mention {mention!r} does not match the text at {start}-{end}: {doc_text[start:end]!r}"
+        problem = (
+            f"mention {mention!r} does not match the text at {start}-{end}: {doc_text[start:end]!r}"
+        )
         kind = "mention/offset mismatch"
     else:
         return True

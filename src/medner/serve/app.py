@@ -333,7 +333,11 @@ def create_app(model, *, max_chars: int = DEFAULT_MAX_CHARS, max_texts: int = DE
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
-        return FileResponse(STATIC / "index.html", headers=_PAGE_HEADERS)
+        page = STATIC / "index.html"
+        if not page.is_file():  # a packaging error must not take the API down with it
+            raise ApiError(500, "page_missing", f"the web page is missing from the installed "
+                           f"package ({page}); the API still works. Reinstall medner.")
+        return FileResponse(page, headers=_PAGE_HEADERS)
 
     @app.middleware("http")
     async def page_headers(request: Request, call_next):
@@ -342,7 +346,7 @@ def create_app(model, *, max_chars: int = DEFAULT_MAX_CHARS, max_texts: int = DE
             response.headers.update(_PAGE_HEADERS)
         return response
 
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
     return app
 
 
