@@ -95,6 +95,26 @@ def test_extract_files_txt_and_corpus(model_dir: Path, tmp_path: Path) -> None:
     assert any(s.text == "Malaria" for s in docs[0].spans)
 
 
+def test_extract_output_resumes_after_a_torn_write(model_dir: Path, tmp_path: Path) -> None:
+    corpus = tmp_path / "in.jsonl"
+    write_corpus(gold(), corpus, "jsonl")
+    out = tmp_path / "out.jsonl"
+    args = ["extract", str(model_dir), "--input", str(corpus), "--format", "jsonl",
+            "--output", str(out)]
+    assert CliRunner().invoke(make_app(), args).exit_code == 0
+    first, _ = out.read_text().splitlines()
+    out.write_text(first + "\n" + '{"id": "b", "te')  # a run killed mid-record
+    result = CliRunner().invoke(make_app(), [*args, "--resume"])
+    assert result.exit_code == 0, result.output
+    assert [d.id for d in read_corpus(out).documents] == ["a", "b"]
+    assert out.read_text().splitlines()[0] == first
+
+
+def test_resume_without_streamed_output_is_refused(model_dir: Path) -> None:
+    result = CliRunner().invoke(make_app(), ["extract", str(model_dir), TEXT, "--resume"])
+    assert isinstance(result.exception, MednerError)
+
+
 def test_extract_brat_needs_an_output_folder(model_dir: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(make_app(), ["extract", str(model_dir), TEXT, "-f", "brat"])
     assert isinstance(result.exception, MednerError)

@@ -14,6 +14,8 @@ from medner.document import Document
 from medner.errors import MednerError
 
 OUTPUT_FORMATS = ("text", "json", "jsonl", "pubtator", "brat")
+# Formats written record by record (a resumable journal) when reading --input files.
+STREAMED_FORMATS = ("jsonl", "pubtator", "brat")
 
 
 def read_inputs(texts: list[str], files: list[Path], input_format: str | None,
@@ -28,20 +30,13 @@ def read_inputs(texts: list[str], files: list[Path], input_format: str | None,
     return docs
 
 
-def _looks_plain(path: Path) -> bool:
-    if path.suffix.lower() != ".txt" or path.with_suffix(".ann").exists():
-        return False
-    with path.open("rb") as handle:
-        head = handle.read(4096).decode("utf-8", errors="replace")
-    return not any("|t|" in line or "|a|" in line for line in head.splitlines()[:3])
-
-
 def read_input_file(path: Path, input_format: str | None) -> list[Document]:
+    from medner.batch import looks_plain_text
     from medner.io import read_corpus, read_text_file
 
     if not path.exists():
         raise MednerError(f"{path}: no such file")
-    if input_format == "text" or (input_format is None and _looks_plain(path)):
+    if input_format == "text" or (input_format is None and looks_plain_text(path)):
         return [Document(path.stem, read_text_file(path))]
     return list(read_corpus(path, input_format, on_mismatch="skip").documents)
 
@@ -112,6 +107,9 @@ def extract_command(
         "--batch-size", help="Windows per forward pass.")] = None,
     threads: Annotated[Optional[int], typer.Option(  # noqa: UP045
         "--threads", help="Torch CPU threads.")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="With --input and --output: skip documents already in the output "
+        "(after an interruption) instead of starting over.")] = False,
 ) -> None:
     """Extract entities. Without texts or --input, reads stdin (one document per line)."""
     texts = list(texts or [])
@@ -122,11 +120,34 @@ def extract_command(
             raise MednerError("nothing to extract from: give texts, --input FILE or pipe "
                               "text into stdin")
         stdin_text = sys.stdin.read()
+    if files and output is not None and not texts and fmt in STREAMED_FORMATS:
+        run_batch(model, files, output, input_format=input_format, fmt=fmt, resume=resume,
+                  batch_size=batch_size, threads=threads)
+        return
+    if resume:
+        raise MednerError("--resume needs --input FILE... and --output in jsonl, pubtator "
+                          "or brat format")
     docs = read_inputs(texts, files, input_format, stdin_text)
     out = run_extract(model, docs, fmt=fmt, output=output, batch_size=batch_size,
                       threads=threads, progress=bool(files))
     if out is not None:
         typer.echo(out, nl=False)
+
+
+def run_batch(model_path: Path, files: list[Path], output: Path, *, input_format: str | None,
+              fmt: str, resume: bool, batch_size: int | None, threads: int | None) -> None:
+    """Stream files through the model into ``output``, crash-safe and resumable."""
+    from medner.backends import load
+    from medner.batch import extract_to_file
+
+    model = load(model_path, batch_size=batch_size, threads=threads)
+    result = extract_to_file(model, files, output, input_format=input_format,
+                             output_format=fmt, resume=resume)
+    for note in result.notes:
+        typer.echo(note, err=True)
+    typer.echo(f"{result.documents:,} documents in {output} ({result.extracted:,} extracted, "
+               f"{result.skipped:,} already there; {result.docs_per_second:.1f} docs/s)",
+               err=True)
 
 
 def register(app: typer.Typer) -> None:
