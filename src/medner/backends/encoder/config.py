@@ -190,28 +190,38 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     """
     config = EncoderConfig()
     if path is not None:
-        p = Path(path)
-        try:
-            raw = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file {p} does not exist") from None
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{p}: cannot read config: {exc}") from None
-        data = dict(raw.get("train", raw))
-        backend = data.pop("backend", "encoder")
-        if backend != "encoder":
-            raise ConfigError(f"{p}: field 'backend' is {backend!r}; this config is for the "
-                              "encoder backend")
-        for key in ("train", "dev", "labels", "base_model"):
-            value = data.get(key)
-            if isinstance(value, str) and _is_relative_path(value):
-                candidate = (p.parent / value).resolve()
-                if candidate.exists():
-                    data[key] = str(candidate)
-        config = coerce_config({**config.to_dict(), **data}, where=str(p))
+        data = read_config_file(path, "encoder")
+        config = coerce_config({**config.to_dict(), **data}, where=str(path))
     if overrides:
         config = config.override(overrides)
     return config
+
+
+def read_config_file(path: str | Path, backend: str) -> dict[str, Any]:
+    """The fields of a TOML config for ``backend`` (``[train]`` table or top level).
+
+    Relative data paths are resolved against the file's folder, so a config works from
+    any working directory. Shared by every trainable backend.
+    """
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {p} does not exist") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read config: {exc}") from None
+    data = dict(raw.get("train", raw))
+    named = data.pop("backend", backend)
+    if named != backend:
+        raise ConfigError(f"{p}: field 'backend' is {named!r}; this config is for the "
+                          f"{backend} backend")
+    for key in ("train", "dev", "labels", "base_model"):
+        value = data.get(key)
+        if isinstance(value, str) and _is_relative_path(value):
+            candidate = (p.parent / value).resolve()
+            if candidate.exists():
+                data[key] = str(candidate)
+    return data
 
 
 def _is_relative_path(value: str) -> bool:
@@ -223,4 +233,4 @@ def defaults() -> dict[str, Any]:
 
 
 __all__ = ["EncoderConfig", "coerce_config", "defaults", "field_help", "field_types",
-           "load_config"]
+           "load_config", "read_config_file"]

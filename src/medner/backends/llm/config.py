@@ -8,13 +8,12 @@ encoder's ``_coerce`` so both backends accept and reject the same spellings.
 
 from __future__ import annotations
 
-import tomllib
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from medner.backends.encoder.config import _coerce, _is_relative_path
+from medner.backends.encoder.config import _coerce, read_config_file
 from medner.errors import ConfigError
 
 Quantize = Literal["4bit"]
@@ -157,25 +156,8 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     """Defaults, then the TOML file (``[train]`` table or top level), then ``overrides``."""
     config = LLMConfig()
     if path is not None:
-        p = Path(path)
-        try:
-            raw = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file {p} does not exist") from None
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{p}: cannot read config: {exc}") from None
-        data = dict(raw.get("train", raw))
-        backend = data.pop("backend", "llm")
-        if backend != "llm":
-            raise ConfigError(f"{p}: field 'backend' is {backend!r}; this config is for the "
-                              "llm backend")
-        for key in ("train", "dev", "labels", "base_model"):
-            value = data.get(key)
-            if isinstance(value, str) and _is_relative_path(value):
-                candidate = (p.parent / value).resolve()
-                if candidate.exists():
-                    data[key] = str(candidate)
-        config = coerce_config({**config.to_dict(), **data}, where=str(p))
+        data = read_config_file(path, "llm")
+        config = coerce_config({**config.to_dict(), **data}, where=str(path))
     if overrides:
         config = config.override(overrides)
     return config
