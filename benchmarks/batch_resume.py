@@ -104,11 +104,12 @@ def rss_profile(samples: list[tuple[int, float]]) -> dict:
 
 
 def worker(model: Path, data: Path, output: Path, resume: bool, batch_size: int,
-           threads: int | None) -> None:
+           threads: int | None, fp32: bool) -> None:
     from medner.backends import load
     from medner.batch import extract_to_file
 
-    result = extract_to_file(load(model, threads=threads), [data], output, resume=resume,
+    loaded = load(model, threads=threads, bf16=False if fp32 else None)
+    result = extract_to_file(loaded, [data], output, resume=resume,
                              batch_size=batch_size, progress=False)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"documents": result.documents, "extracted": result.extracted,
@@ -125,6 +126,8 @@ def child(args: argparse.Namespace, data: Path, output: Path, resume: bool) -> l
         cmd += ["--threads", str(args.threads)]
     if resume:
         cmd.append("--resume")
+    if args.fp32:
+        cmd.append("--fp32")
     return cmd
 
 
@@ -140,11 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/medner-batch-bench"))
     parser.add_argument("--time-limit", type=float, default=3600.0)
     parser.add_argument("--json-out", type=Path, default=None)
+    parser.add_argument("--fp32", action="store_true",
+                        help="no bf16 autocast (the default where the CPU supports bf16)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args(argv)
     if args.worker:
-        worker(args.model, args.data, Path(rest[0]), args.resume, args.batch_size, args.threads)
+        worker(args.model, args.data, Path(rest[0]), args.resume, args.batch_size, args.threads,
+               args.fp32)
         return 0
 
     args.work_dir.mkdir(parents=True, exist_ok=True)

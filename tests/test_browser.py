@@ -40,7 +40,7 @@ from test_serve_support import TRAIN_DOCS, running_server, tiny_model  # noqa: E
 
 from medner.serve.app import create_app  # noqa: E402
 
-TIMEOUT_MS = 20_000
+TIMEOUT_MS = 60_000  # generous: CI machines with 2 busy cores
 SECRET = "browser-test-key"
 
 
@@ -79,8 +79,10 @@ def test_extract_highlights_table_legend_download_and_screenshot(model, page, tm
     text = " ".join(d["text"] + "." for d in TRAIN_DOCS)
     with running_server(create_app(model)) as url:
         page.goto(url + "/")
-        page.wait_for_function("document.getElementById('model-info').textContent"
-                               ".includes('DISEASE')")
+        # Not page.wait_for_function("..."): polling a string predicate evals it in the page,
+        # which the page's Content-Security-Policy (no 'unsafe-eval') rightly refuses.
+        sync_api.expect(page.locator("#model-info")).to_contain_text("DISEASE",
+                                                                      timeout=TIMEOUT_MS)
         page.fill("#text", text)
         page.click("#extract")
         page.wait_for_selector("#results:not([hidden])")

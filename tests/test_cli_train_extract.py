@@ -150,3 +150,9 @@ def test_train_help_lists_config_fields() -> None:
     result = CliRunner().invoke(make_app(), ["train", "--help"], terminal_width=200)
     for flag in ("--base-model", "--split-seed", "--report-to", "--resume", "--scheme"):
         assert flag in result.output
+
+
+def test_extract_refuses_llm_options_for_an_encoder_folder(model_dir: Path) -> None:
+    result = CliRunner().invoke(make_app(), ["extract", str(model_dir), "--constrained", TEXT])
+    assert isinstance(result.exception, MednerError)
+    assert "--constrained" in str(result.exception) and "encoder" in str(result.exception)

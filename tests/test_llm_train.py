@@ -210,3 +210,57 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path, monkeypatch):
     steps_logged = [e["step"] for e in result.meta["log_history"] if "loss" in e]
     assert steps_logged == [1, 2, 3, 4]  # history carried over, steps 1-2 not run again
     assert not work.exists()
+
+
+def test_cli_trains_the_llm_backend_named_in_the_config_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from medner.cli import app
+
+    config = tiny_config(tmp_path, max_steps=4, eval_steps=4)
+    file = tmp_path / "llm.toml"
+    file.write_text('[train]\nbackend = "llm"\ntemplate = "entities-json"\nmax_steps = 40\n'
+                    'batch_size = 2\ngrad_accum = 1\nbf16 = false\n')
+    result = CliRunner().invoke(app, [
+        "train", "-c", str(file), "--train", config.train, "--dev", config.dev,
+        "--base-model", config.base_model, "--out", config.out, "--max-steps", "4",
+        "--eval-steps", "4", "--max-new-tokens", "16", "--lora-r", "4"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "dev strict micro F1:" in result.output
+    meta = json.loads((Path(config.out) / "medner.json").read_text())
+    assert meta["backend"] == "llm" and meta["global_steps"] == 4  # the flag beat the file
+    assert meta["training_config"]["lora_r"] == 4
+    assert load(config.out).backend == "llm"
+
+
+def test_cli_refuses_a_flag_of_the_other_backend(tmp_path):
+    from typer.testing import CliRunner
+
+    from medner.cli import app
+    from medner.errors import ConfigError
+
+    result = CliRunner().invoke(app, ["train", "--backend", "llm", "--scheme", "BILOU"])
+    assert isinstance(result.exception, ConfigError)
+    assert "--scheme" in str(result.exception) and "encoder" in str(result.exception)
+    result = CliRunner().invoke(app, ["train", "--quantize", "4bit"])  # encoder by default
+    assert isinstance(result.exception, ConfigError)
+    assert "--quantize" in str(result.exception) and "llm" in str(result.exception)
+
+
+def test_extract_and_evaluate_cli_take_constrained_for_llm_folders(trained, tmp_path):
+    from typer.testing import CliRunner
+
+    from medner.cli import app
+
+    _, result = trained
+    out = CliRunner().invoke(app, ["extract", str(result.path), "--constrained", "-f", "jsonl",
+                                   DOCS[0].text])
+    assert out.exit_code == 0, out.output + repr(out.exception)
+    assert keys(Document.from_dict(json.loads(out.stdout))) == keys(DOCS[0])
+    gold = tmp_path / "gold.jsonl"
+    write_corpus(DOCS, gold, "jsonl")
+    out = CliRunner().invoke(app, ["evaluate", str(result.path), "--data", str(gold), "--free",
+                                   "--bootstrap", "0", "--output-format", "json"])
+    assert out.exit_code == 0, out.output + repr(out.exception)
+    report = json.loads(out.stdout)
+    assert report["entities"]["strict"]["micro"]["f1"] == 1.0

@@ -7,6 +7,7 @@ Each backend module exposes ``load(path, ...)`` returning an object with
 from __future__ import annotations
 
 import importlib
+import inspect
 from pathlib import Path
 from types import ModuleType
 
@@ -36,8 +37,12 @@ def backend_module(name: str) -> ModuleType:
 
 
 def load(path: str | Path, *, bf16: bool | None = None, batch_size: int | None = None,
-         threads: int | None = None):
-    """Load any trained medner model folder; ``medner.json`` says which backend reads it."""
+         threads: int | None = None, **options):
+    """Load any trained medner model folder; ``medner.json`` says which backend reads it.
+
+    ``options`` are backend-specific (``constrained=True`` for LLM folders); ``None`` values
+    keep the folder's saved setting, and an option the backend does not have is an error.
+    """
     from medner.backends.encoder.folder import read_medner_json
 
     folder = Path(path)
@@ -45,8 +50,16 @@ def load(path: str | Path, *, bf16: bool | None = None, batch_size: int | None =
         raise MednerError(f"model folder {folder} does not exist (train one with "
                           "`medner train`, or pass the folder it wrote with --out)")
     meta = read_medner_json(folder)
-    module = backend_module(str(meta["backend"]))
-    return module.load(folder, bf16=bf16, batch_size=batch_size, threads=threads)
+    backend = str(meta["backend"])
+    module = backend_module(backend)
+    given = {name: value for name, value in options.items() if value is not None}
+    accepted = inspect.signature(module.load).parameters
+    unknown = sorted(set(given) - set(accepted))
+    if unknown:
+        raise MednerError(f"{folder} is a {backend} model: option(s) "
+                          f"{', '.join('--' + n.replace('_', '-') for n in unknown)} do not "
+                          "apply to it")
+    return module.load(folder, bf16=bf16, batch_size=batch_size, threads=threads, **given)
 
 
 __all__ = ["BACKENDS", "backend_module", "load"]

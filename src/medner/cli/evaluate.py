@@ -21,7 +21,7 @@ MODES = ("strict", "exact", "partial", "type")
 
 
 def predict_with_model(
-    model_path: Path, gold: list[Document]
+    model_path: Path, gold: list[Document], constrained: bool | None = None
 ) -> tuple[list[Document], list[Document], dict[str, int]]:
     """Run a saved model over the gold texts.
 
@@ -30,7 +30,7 @@ def predict_with_model(
     """
     from medner.backends import load  # torch is imported only when a model is used
 
-    model = load(model_path)
+    model = load(model_path, constrained=constrained)
     gold, _ = apply_schema(gold, model.schema)
     predicted = model.predict(gold)
     return gold, predicted, dict(getattr(model, "last_notes", None) or {})
@@ -79,6 +79,14 @@ def evaluate_command(
             help="'error' or 'skip' for gold mentions whose text does not match their offsets.",
         ),
     ] = "error",
+    constrained: Annotated[
+        bool | None,
+        typer.Option(
+            "--constrained/--free",
+            help="With an LLM model: constrained or free decoding (default: as saved).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Score entities (P/R/F1 per label, micro/macro, 4 matching modes, 95% CIs) and relations.
 
@@ -103,7 +111,7 @@ def evaluate_command(
         if pred is not None:
             raise MednerError("give either GOLD PRED or MODEL --data GOLD, not both")
         gold = read_corpus(data, on_mismatch=on_mismatch).documents
-        gold, predicted, notes = predict_with_model(gold_or_model, gold)
+        gold, predicted, notes = predict_with_model(gold_or_model, gold, constrained)
         if save_predictions is not None:
             write_corpus(predicted, save_predictions)
     else:

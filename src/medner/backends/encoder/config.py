@@ -52,7 +52,7 @@ class EncoderConfig:
     max_length: int = _f(128, "Tokens per training window (special tokens included).")
     stride: int = _f(32, "Tokens shared by consecutive windows of a long document.")
     predict_max_length: int = _f(256, "Tokens per window at prediction time.")
-    merge: Merge = _f("center", "How overlapping windows are merged at prediction: 'center' "
+    window_merge: Merge = _f("center", "How overlapping windows are merged at prediction: 'center' "
                       "keeps, for each word, the window where it is furthest from an edge; "
                       "'mean' averages the windows' probabilities.", choices=("center", "mean"))
     propagate: bool = _f(False, "After decoding, also tag other occurrences of a mention found "
@@ -84,7 +84,7 @@ class EncoderConfig:
             (self.scheme in ("BIO", "BILOU"), "scheme", "must be BIO or BILOU"),
             (self.align in ("expand", "contract", "strict"), "align",
              "must be expand, contract or strict"),
-            (self.merge in ("center", "mean"), "merge", "must be center or mean"),
+            (self.window_merge in ("center", "mean"), "window_merge", "must be center or mean"),
             (self.max_length >= 8, "max_length", "must be at least 8"),
             (self.predict_max_length >= 8, "predict_max_length", "must be at least 8"),
             (0 <= self.stride < self.max_length - 2, "stride", "must be >= 0 and < max_length - 2"),

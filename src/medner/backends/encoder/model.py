@@ -39,7 +39,7 @@ class EncoderModel:
         limit = int(getattr(model.config, "max_position_embeddings", 512) or 512)
         self.max_length = min(int(inference.get("max_length", 256)), limit)
         self.stride = int(inference.get("stride", 32))
-        self.merge = str(inference.get("merge", "center"))
+        self.window_merge = str(inference.get("window_merge", "center"))
         self.batch_size = batch_size or int(inference.get("batch_size", 32))
         self.bf16 = cpu_supports_bf16() if bf16 is None else bf16
         self.decoder = Decoder(self.tags, self.scheme, bool(inference.get("constrained", True)))
@@ -94,7 +94,7 @@ class EncoderModel:
         items = window_items(tokenized, self.max_length, self.stride, self.n_special)
         logprobs = run_windows(self.model, self.tokenizer, tokenized, items,
                                batch_size=self.batch_size, bf16=self.bf16, progress=progress)
-        return decode_documents(texts, tokenized, items, logprobs, self.decoder, self.merge,
+        return decode_documents(texts, tokenized, items, logprobs, self.decoder, self.window_merge,
                                 self.propagate)
 
     def extract(self, texts: str | Iterable[str], *, ids: Sequence[str] | None = None,

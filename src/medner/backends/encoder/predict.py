@@ -84,6 +84,20 @@ def cpu_supports_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+PAD_MULTIPLE = 32
+
+
+def padded_width(width: int, limit: int | None) -> int:
+    """Batch width rounded up to a multiple of ``PAD_MULTIPLE`` (never past ``limit``).
+
+    oneDNN caches one kernel (with its own re-laid-out bf16 weights) per input shape; exact
+    widths give hundreds of shapes over a large corpus and resident memory that grows with
+    them. Rounding keeps the set of shapes small, so memory stays flat.
+    """
+    rounded = -(-width // PAD_MULTIPLE) * PAD_MULTIPLE
+    return min(rounded, limit) if limit else rounded
+
+
 def run_windows(model, tokenizer, tokenized: Sequence[Tokenized], items: Sequence[WindowItem],
                 *, batch_size: int, bf16: bool, progress: bool = False,
                 desc: str = "extract") -> list[np.ndarray]:
@@ -93,6 +107,7 @@ def run_windows(model, tokenizer, tokenized: Sequence[Tokenized], items: Sequenc
 
     prefix, _ = special_layout(tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    limit = int(getattr(model.config, "max_position_embeddings", 0) or 0) or None
     order = sorted(range(len(items)), key=lambda k: items[k].end - items[k].start, reverse=True)
     out: list[np.ndarray | None] = [None] * len(items)
     model.eval()
@@ -101,7 +116,7 @@ def run_windows(model, tokenizer, tokenized: Sequence[Tokenized], items: Sequenc
         for b in range(0, len(order), batch_size):
             batch = order[b:b + batch_size]
             ids = [window_input_ids(tokenizer, tokenized[items[k].doc], items[k]) for k in batch]
-            width = max(len(x) for x in ids)
+            width = padded_width(max(len(x) for x in ids), limit)
             input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
             mask = torch.zeros((len(ids), width), dtype=torch.long)
             for r, x in enumerate(ids):
