@@ -246,8 +246,8 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
             pos = word_positions(dev_tok[item.doc], item, prefix)
             row = np.asarray(logits[k], dtype=np.float32)[pos]
             logprobs.append(row)
-        spans = decode_documents(dev_texts, dev_tok, dev_items, logprobs, decoder, config.window_merge,
-                                 config.propagate)
+        spans = decode_documents(dev_texts, dev_tok, dev_items, logprobs, decoder,
+                                 config.window_merge, config.propagate)
         predicted = [d.with_spans(s) for d, s in zip(data.dev, spans, strict=True)]
         micro = score(data.dev, predicted)["micro"]
         return {"f1": float(micro["f1"]), "precision": float(micro["precision"]),
@@ -372,9 +372,9 @@ def _schema_dict(schema: LabelSchema) -> dict[str, Any]:
 
 
 def _inference(config: EncoderConfig, stride: int) -> dict[str, Any]:
-    return {"max_length": config.predict_max_length, "stride": stride, "window_merge": config.window_merge,
-            "batch_size": config.predict_batch_size, "constrained": True,
-            "propagate": config.propagate}
+    return {"max_length": config.predict_max_length, "stride": stride,
+            "window_merge": config.window_merge, "batch_size": config.predict_batch_size,
+            "constrained": True, "propagate": config.propagate}
 
 
 def _step_of(checkpoint: str | None) -> int | None:
