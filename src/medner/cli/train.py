@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import tomllib
 import types
 import typing
 from pathlib import Path
@@ -92,15 +91,11 @@ def _merged_flags() -> dict[str, tuple[Any, str]]:
 
 def choose_backend(flag: str | None, config_path: Path | None) -> str:
     """--backend, else the config file's ``backend`` key, else the encoder."""
+    from medner.backends.config_file import backend_named_in
+
     backend = flag
     if backend is None and config_path is not None:
-        try:
-            raw = tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file {config_path} does not exist") from None
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{config_path}: cannot read config: {exc}") from None
-        backend = raw.get("train", raw).get("backend")
+        backend = backend_named_in(config_path)
     backend = backend or DEFAULT_BACKEND
     if backend not in TRAINABLE_BACKENDS:
         raise ConfigError(f"backend {backend!r} cannot be trained; choose one of: "

@@ -2,8 +2,8 @@
 
 Same conventions as the encoder's config (``medner.backends.encoder.config``): each field's
 help text is in ``metadata["help"]``, precedence is default < config file < flag, and data
-paths in a file are resolved against the file's folder. Values are checked with the
-encoder's ``_coerce`` so both backends accept and reject the same spellings.
+paths in a file are resolved against the file's folder. Values are checked by
+``medner.backends.config_file`` so both backends accept and reject the same spellings.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from medner.backends.encoder.config import _coerce, read_config_file
+from medner.backends.config_file import coerce_value, read_config_file
 from medner.errors import ConfigError
 
 Quantize = Literal["4bit"]
@@ -144,7 +144,7 @@ def coerce_config(data: dict[str, Any], where: str) -> LLMConfig:
     if unknown:
         raise ConfigError(f"{where}: unknown config field(s) {unknown} for the llm backend; "
                           f"known fields: {', '.join(hints)}")
-    values = {name: _coerce(name, value, hints[name], where) for name, value in data.items()}
+    values = {name: coerce_value(name, value, hints[name], where) for name, value in data.items()}
     try:
         return LLMConfig(**values)
     except ConfigError as exc:
