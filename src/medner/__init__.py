@@ -21,8 +21,9 @@ __version__ = "0.1.0"
 __all__ = ["Document", "Relation", "Span", "evaluate", "load", "read_corpus", "write_corpus"]
 
 
-def load(path: str) -> Any:
-    """Load a trained model folder of any backend (see ``medner.backends.load``)."""
+def load(path: str, **options: Any) -> Any:
+    """Load a trained model folder of any backend (see ``medner.backends.load`` for the
+    options: ``threads``, ``batch_size``, ``runtime="onnx"``, ``constrained=True``, ...)."""
     from medner.backends import load as load_backend  # imports torch: only when a model is used
 
-    return load_backend(path)
+    return load_backend(path, **options)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
+
+from medner.errors import MednerError
 
 RelationArgs = Literal["concept", "span"]
 
@@ -157,6 +159,16 @@ class Document:
             relations=tuple(Relation.from_dict(r) for r in data.get("relations", ())),
             metadata=dict(data.get("metadata", {})),
         )
+
+
+def documents_from_texts(texts: str | Iterable[str], ids: Sequence[str] | None = None
+                         ) -> list[Document]:
+    """One Document per text (a single string is one text), ids "1", "2", ... unless given."""
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    if ids is not None and len(ids) != len(texts):
+        raise MednerError(f"extract: {len(ids)} ids for {len(texts)} texts")
+    doc_ids = list(ids) if ids is not None else [str(i + 1) for i in range(len(texts))]
+    return [Document(i, t) for i, t in zip(doc_ids, texts, strict=True)]
 
 
 def normalize_text(text: str) -> str:

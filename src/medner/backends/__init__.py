@@ -16,6 +16,7 @@ from medner.errors import MednerError
 BACKENDS: dict[str, str] = {
     "encoder": "medner.backends.encoder",
     "llm": "medner.backends.llm",
+    "hosted": "medner.hosted",
 }
 
 
@@ -45,6 +46,13 @@ def load(path: str | Path, *, bf16: bool | None = None, batch_size: int | None =
     """
     from medner.backends.encoder.folder import read_medner_json
 
+    if str(path).startswith("hosted:"):  # a `hosted:PROVIDER:MODEL` reference, not a folder
+        given = sorted(name for name, value in options.items() if value is not None)
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise MednerError(f"{path} is a hosted model: option(s) {flags} do not apply to it")
+        return backend_module("hosted").load(str(path), bf16=bf16, batch_size=batch_size,
+                                             threads=threads)
     folder = Path(path)
     if not folder.is_dir():
         raise MednerError(f"model folder {folder} does not exist (train one with "

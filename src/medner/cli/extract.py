@@ -65,13 +65,14 @@ def render(docs: list[Document], fmt: str) -> str:
 
 def run_extract(model_path: Path, docs: list[Document], *, fmt: str, output: Path | None,
                 batch_size: int | None, threads: int | None, progress: bool,
-                constrained: bool | None = None) -> str | None:
+                constrained: bool | None = None, runtime: str | None = None) -> str | None:
     """Predict and write; returns the text to print (``None`` when written to ``output``)."""
     from medner.backends import load
 
     if fmt not in OUTPUT_FORMATS:
         raise MednerError(f"--format {fmt!r}: choose one of {', '.join(OUTPUT_FORMATS)}")
-    model = load(model_path, batch_size=batch_size, threads=threads, constrained=constrained)
+    model = load(model_path, batch_size=batch_size, threads=threads, constrained=constrained,
+                 runtime=runtime)
     predicted = model.predict(docs, progress=progress) if docs else []
     if output is not None:
         if fmt in ("pubtator", "brat", "jsonl"):
@@ -115,6 +116,9 @@ def extract_command(
         "--constrained/--free", help="LLM models: only let entity strings copy the input "
         "text (constrained decoding), or decode freely. Default: as the model was saved.",
         show_default=False)] = None,
+    runtime: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--runtime", help="Encoder models: torch (default) or onnx (ONNX Runtime, after "
+        "`medner export-onnx MODEL`; faster on CPU).", show_default=False)] = None,
 ) -> None:
     """Extract entities. Without texts or --input, reads stdin (one document per line)."""
     texts = list(texts or [])
@@ -127,26 +131,29 @@ def extract_command(
         stdin_text = sys.stdin.read()
     if files and output is not None and not texts and fmt in STREAMED_FORMATS:
         run_batch(model, files, output, input_format=input_format, fmt=fmt, resume=resume,
-                  batch_size=batch_size, threads=threads, constrained=constrained)
+                  batch_size=batch_size, threads=threads, constrained=constrained,
+                  runtime=runtime)
         return
     if resume:
         raise MednerError("--resume needs --input FILE... and --output in jsonl, pubtator "
                           "or brat format")
     docs = read_inputs(texts, files, input_format, stdin_text)
     out = run_extract(model, docs, fmt=fmt, output=output, batch_size=batch_size,
-                      threads=threads, progress=bool(files), constrained=constrained)
+                      threads=threads, progress=bool(files), constrained=constrained,
+                      runtime=runtime)
     if out is not None:
         typer.echo(out, nl=False)
 
 
 def run_batch(model_path: Path, files: list[Path], output: Path, *, input_format: str | None,
               fmt: str, resume: bool, batch_size: int | None, threads: int | None,
-              constrained: bool | None = None) -> None:
+              constrained: bool | None = None, runtime: str | None = None) -> None:
     """Stream files through the model into ``output``, crash-safe and resumable."""
     from medner.backends import load
     from medner.batch import extract_to_file
 
-    model = load(model_path, batch_size=batch_size, threads=threads, constrained=constrained)
+    model = load(model_path, batch_size=batch_size, threads=threads, constrained=constrained,
+                 runtime=runtime)
     result = extract_to_file(model, files, output, input_format=input_format,
                              output_format=fmt, resume=resume)
     for note in result.notes:

@@ -5,6 +5,7 @@ align.py    char spans <-> word tags (BIO/BILOU) through the tokenizer's offsets
 windows.py  overlapping windows over long documents and merging them back
 decode.py   Viterbi decoding restricted to valid tag sequences
 predict.py  batched inference shared by training (dev selection) and the loaded model
+onnx.py     export to ONNX (optionally int8) and running it in ONNX Runtime
 train.py    fine-tuning with transformers' Trainer (``train.train(config)``)
 model.py    ``EncoderModel``: a trained folder loaded for ``extract``/``predict``
 folder.py   atomic model folder, ``medner.json``, model card
@@ -18,11 +19,13 @@ from medner.backends.encoder.config import EncoderConfig, load_config
 
 
 def load(path: str | Path, *, bf16: bool | None = None, batch_size: int | None = None,
-         threads: int | None = None):
-    """Load a trained encoder folder (an ``EncoderModel``)."""
+         threads: int | None = None, runtime: str | None = None):
+    """Load a trained encoder folder (an ``EncoderModel``); ``runtime``: "torch" (default) or
+    "onnx" (the graph written by ``medner export-onnx``)."""
     from medner.backends.encoder.model import EncoderModel
 
-    return EncoderModel.load(path, bf16=bf16, batch_size=batch_size, threads=threads)
+    return EncoderModel.load(path, bf16=bf16, batch_size=batch_size, threads=threads,
+                             runtime=runtime or "torch")
 
 
 __all__ = ["EncoderConfig", "load", "load_config"]

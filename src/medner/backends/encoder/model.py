@@ -15,33 +15,42 @@ from medner.backends.encoder.predict import (
     decode_documents,
     run_windows,
     special_layout,
+    torch_logits,
     window_items,
 )
-from medner.document import Document
+from medner.document import Document, documents_from_texts
 from medner.errors import MednerError
 from medner.labels import LabelSchema
 
+RUNTIMES = ("torch", "onnx")
+
 
 class EncoderModel:
-    """Token classification over words, with window merging and constrained decoding."""
+    """Token classification over words, with window merging and constrained decoding.
+
+    ``model`` is the transformers model (runtime "torch") or an ``onnx.OnnxEncoder``.
+    """
 
     backend = "encoder"
 
     def __init__(self, model, tokenizer, meta: dict[str, Any], *, bf16: bool | None = None,
-                 batch_size: int | None = None, path: str | None = None) -> None:
+                 batch_size: int | None = None, path: str | None = None,
+                 runtime: str = "torch") -> None:
         self.model = model
+        self.runtime = runtime
         self.tokenizer = tokenizer
         self.meta = meta
         self.path = path
         inference = meta.get("inference", {})
         self.scheme: str = meta["scheme"]
         self.tags: list[str] = list(meta["tags"])
-        limit = int(getattr(model.config, "max_position_embeddings", 512) or 512)
-        self.max_length = min(int(inference.get("max_length", 256)), limit)
+        self.max_positions = int(getattr(model.config, "max_position_embeddings", 0) or 0) or None
+        self.max_length = min(int(inference.get("max_length", 256)), self.max_positions or 512)
         self.stride = int(inference.get("stride", 32))
         self.window_merge = str(inference.get("window_merge", "center"))
         self.batch_size = batch_size or int(inference.get("batch_size", 32))
-        self.bf16 = cpu_supports_bf16() if bf16 is None else bf16
+        # bf16 is torch autocast; the ONNX graphs run in their own precision
+        self.bf16 = runtime == "torch" and (cpu_supports_bf16() if bf16 is None else bf16)
         self.decoder = Decoder(self.tags, self.scheme, bool(inference.get("constrained", True)))
         self.propagate = bool(inference.get("propagate", False))
         _, self.n_special = special_layout(tokenizer)
@@ -57,16 +66,25 @@ class EncoderModel:
 
     @classmethod
     def load(cls, path: str | Path, *, bf16: bool | None = None, batch_size: int | None = None,
-             threads: int | None = None) -> EncoderModel:
-        import torch
+             threads: int | None = None, runtime: str = "torch") -> EncoderModel:
+        """``runtime="onnx"`` runs the folder's ``medner export-onnx`` graph in ONNX Runtime."""
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
+        if runtime not in RUNTIMES:
+            raise MednerError(f"runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
         folder = Path(path)
         meta = check_folder(folder)
         if meta.get("backend") != "encoder":
             raise MednerError(f"{folder / 'medner.json'}: backend is {meta.get('backend')!r}, "
                               "not 'encoder'")
-        if threads:
+        model = None
+        if runtime == "onnx":
+            from medner.backends.encoder.onnx import OnnxEncoder
+
+            model = OnnxEncoder.load(folder, threads=threads)
+        elif threads:
+            import torch
+
             torch.set_num_threads(threads)
         from transformers.utils import logging as hf_logging
 
@@ -74,7 +92,8 @@ class EncoderModel:
         hf_logging.disable_progress_bar()  # keep stdout/stderr clean for `medner extract`
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(folder))
-            model = AutoModelForTokenClassification.from_pretrained(str(folder))
+            if model is None:
+                model = AutoModelForTokenClassification.from_pretrained(str(folder))
         except (OSError, ValueError) as exc:
             raise MednerError(f"model folder {folder}: cannot load weights or tokenizer: "
                               f"{exc}") from None
@@ -87,27 +106,23 @@ class EncoderModel:
         if model.config.num_labels != len(meta["tags"]):
             raise MednerError(f"model folder {folder}: config.json has {model.config.num_labels}"
                               f" labels but medner.json lists {len(meta['tags'])} tags")
-        return cls(model, tokenizer, meta, bf16=bf16, batch_size=batch_size, path=str(folder))
+        return cls(model, tokenizer, meta, bf16=bf16, batch_size=batch_size, path=str(folder),
+                   runtime=runtime)
 
     def predict_spans(self, texts: Sequence[str], *, progress: bool = False) -> list[list]:
         tokenized = tokenize_documents(self.tokenizer, list(texts))
         items = window_items(tokenized, self.max_length, self.stride, self.n_special)
-        logprobs = run_windows(self.model, self.tokenizer, tokenized, items,
-                               batch_size=self.batch_size, bf16=self.bf16, progress=progress)
+        logits = self.model if self.runtime == "onnx" else torch_logits(self.model, self.bf16)
+        logprobs = run_windows(logits, self.tokenizer, tokenized, items,
+                               batch_size=self.batch_size, max_width=self.max_positions,
+                               progress=progress)
         return decode_documents(texts, tokenized, items, logprobs, self.decoder, self.window_merge,
                                 self.propagate)
 
     def extract(self, texts: str | Iterable[str], *, ids: Sequence[str] | None = None,
                 progress: bool = False) -> list[Document]:
         """New Documents holding the predicted spans, one per text."""
-        if isinstance(texts, str):
-            texts = [texts]
-        texts = list(texts)
-        if ids is not None and len(ids) != len(texts):
-            raise MednerError(f"extract: {len(ids)} ids for {len(texts)} texts")
-        doc_ids = list(ids) if ids is not None else [str(i + 1) for i in range(len(texts))]
-        spans = self.predict_spans(texts, progress=progress)
-        return [Document(doc_ids[i], texts[i]).with_spans(spans[i]) for i in range(len(texts))]
+        return self.predict(documents_from_texts(texts, ids), progress=progress)
 
     def predict(self, documents: Iterable[Document], *, progress: bool = False) -> list[Document]:
         """Copies of the documents (same id, text, metadata) with predicted spans instead."""

@@ -3,7 +3,7 @@ evaluation) and the loaded model, so the dev score is the score of what ``extrac
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -90,44 +90,62 @@ PAD_MULTIPLE = 32
 def padded_width(width: int, limit: int | None) -> int:
     """Batch width rounded up to a multiple of ``PAD_MULTIPLE`` (never past ``limit``).
 
-    oneDNN caches one kernel (with its own re-laid-out bf16 weights) per input shape; exact
-    widths give hundreds of shapes over a large corpus and resident memory that grows with
-    them. Rounding keeps the set of shapes small, so memory stays flat.
+    oneDNN caches kernels (with re-laid-out bf16 weights) per input shape; exact widths give
+    hundreds of shapes over a large corpus, and resident memory can grow with them. Rounding
+    keeps the set of shapes small.
     """
     rounded = -(-width // PAD_MULTIPLE) * PAD_MULTIPLE
     return min(rounded, limit) if limit else rounded
 
 
-def run_windows(model, tokenizer, tokenized: Sequence[Tokenized], items: Sequence[WindowItem],
-                *, batch_size: int, bf16: bool, progress: bool = False,
-                desc: str = "extract") -> list[np.ndarray]:
-    """Per-item (n_words_in_window, n_tags) log-probs; batches are sorted by length."""
+LogitsFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""(input_ids, attention_mask), int64 arrays (batch, width) -> logits (batch, width, n_tags).
+
+The torch model (``torch_logits``) or an ONNX Runtime session (``onnx.OnnxEncoder``)."""
+
+
+def torch_logits(model, bf16: bool) -> LogitsFunction:
     import torch
+
+    model.eval()
+
+    def logits(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = model(input_ids=torch.from_numpy(input_ids),
+                        attention_mask=torch.from_numpy(attention_mask)).logits
+        return out.float().numpy()
+
+    return logits
+
+
+def run_windows(logits: LogitsFunction, tokenizer, tokenized: Sequence[Tokenized],
+                items: Sequence[WindowItem], *, batch_size: int, max_width: int | None,
+                progress: bool = False, desc: str = "extract") -> list[np.ndarray]:
+    """Per-item (n_words_in_window, n_tags) log-probs; batches are sorted by length.
+
+    ``max_width`` is the model's position limit (``None``: no limit) for ``padded_width``.
+    """
     from tqdm.auto import tqdm
 
     prefix, _ = special_layout(tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    limit = int(getattr(model.config, "max_position_embeddings", 0) or 0) or None
     order = sorted(range(len(items)), key=lambda k: items[k].end - items[k].start, reverse=True)
     out: list[np.ndarray | None] = [None] * len(items)
-    model.eval()
     bar = tqdm(total=len(items), desc=desc, unit="window", disable=not progress, leave=False)
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        for b in range(0, len(order), batch_size):
-            batch = order[b:b + batch_size]
-            ids = [window_input_ids(tokenizer, tokenized[items[k].doc], items[k]) for k in batch]
-            width = padded_width(max(len(x) for x in ids), limit)
-            input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(ids), width), dtype=torch.long)
-            for r, x in enumerate(ids):
-                input_ids[r, :len(x)] = torch.tensor(x, dtype=torch.long)
-                mask[r, :len(x)] = 1
-            logits = model(input_ids=input_ids, attention_mask=mask).logits.float()
-            logp = torch.log_softmax(logits, dim=-1).numpy()
-            for r, k in enumerate(batch):
-                item = items[k]
-                out[k] = logp[r, word_positions(tokenized[item.doc], item, prefix)]
-            bar.update(len(batch))
+    for b in range(0, len(order), batch_size):
+        batch = order[b:b + batch_size]
+        ids = [window_input_ids(tokenizer, tokenized[items[k].doc], items[k]) for k in batch]
+        width = padded_width(max(len(x) for x in ids), max_width)
+        input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
+        mask = np.zeros((len(ids), width), dtype=np.int64)
+        for r, x in enumerate(ids):
+            input_ids[r, :len(x)] = x
+            mask[r, :len(x)] = 1
+        logp = log_softmax(logits(input_ids, mask))
+        for r, k in enumerate(batch):
+            item = items[k]
+            out[k] = logp[r, word_positions(tokenized[item.doc], item, prefix)]
+        bar.update(len(batch))
     bar.close()
     return out  # type: ignore[return-value]
 

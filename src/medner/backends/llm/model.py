@@ -9,7 +9,6 @@ loads take about a second.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -27,15 +26,12 @@ from medner.backends.llm.prompts import (
     render_prompt,
 )
 from medner.basemodels import ResolvedModel, resolve
-from medner.document import Document
+from medner.cache import cache_root
+from medner.document import Document, documents_from_texts
 from medner.errors import ConfigError, MednerError
 from medner.labels import LabelSchema
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("MEDNER_CACHE", Path.home() / ".cache" / "medner"))
 
 
 def unpacked_folder(base: ResolvedModel, log=print) -> Path:
@@ -261,14 +257,7 @@ class LLMModel:
     def extract(self, texts: str | Iterable[str], *, ids: Sequence[str] | None = None,
                 progress: bool = False) -> list[Document]:
         """New Documents holding the predicted spans (and relations), one per text."""
-        if isinstance(texts, str):
-            texts = [texts]
-        texts = list(texts)
-        if ids is not None and len(ids) != len(texts):
-            raise MednerError(f"extract: {len(ids)} ids for {len(texts)} texts")
-        doc_ids = list(ids) if ids is not None else [str(i + 1) for i in range(len(texts))]
-        return self.predict([Document(d, t) for d, t in zip(doc_ids, texts, strict=True)],
-                            progress=progress)
+        return self.predict(documents_from_texts(texts, ids), progress=progress)
 
     # ------------------------------------------------------------------ long inputs
     def _chunks(self, text: str) -> list[tuple[int, int]]:

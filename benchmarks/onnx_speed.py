@@ -1,0 +1,83 @@
+"""Encoder extraction speed and strict micro F1: torch (bf16 autocast) vs ONNX Runtime fp32 and
+int8, on the same documents. Needs ``medner export-onnx MODEL`` first (with int8).
+
+    medner export-onnx runs/bc5cdr
+    python benchmarks/onnx_speed.py runs/bc5cdr \
+        /work/shared/data/bc5cdr/CDR_DevelopmentSet.PubTator.txt --documents 500
+
+Prints one JSON object: per runtime, documents/s (best of ``--repeats`` after a warm-up) and
+F1, and how many documents got different spans from torch's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def load_variant(model_dir: Path, variant: str, threads: int):
+    """The model under one runtime: "torch-bf16", "onnx-fp32" or "onnx-int8"."""
+    from medner.backends.encoder.model import EncoderModel
+    from medner.backends.encoder.onnx import FP32_FILE, INT8_FILE, ONNX_FOLDER, new_session
+
+    if variant == "torch-bf16":
+        return EncoderModel.load(model_dir, bf16=True, threads=threads)
+    model = EncoderModel.load(model_dir, threads=threads, runtime="onnx")
+    file = model_dir / ONNX_FOLDER / (FP32_FILE if variant == "onnx-fp32" else INT8_FILE)
+    if model.model.file != file:  # the runtime prefers int8; the benchmark picks the file
+        model.model.session = new_session(file, threads)
+        model.model.file = file
+    return model
+
+
+def measure(model, docs, gold, repeats: int) -> tuple[dict, list]:
+    from medner.evaluate import score_spans
+
+    model.predict(docs[:4])  # warm-up: first-call allocations and kernel choice
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predicted = model.predict(docs)
+        best = min(best, time.perf_counter() - start)
+    micro = score_spans(gold, predicted)["micro"]
+    return {"seconds": round(best, 2), "docs_per_s": round(len(docs) / best, 1),
+            "f1": round(micro["f1"], 4), "tp": micro["tp"], "fp": micro["fp"],
+            "fn": micro["fn"]}, predicted
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", type=Path)
+    parser.add_argument("pubtator", type=Path)
+    parser.add_argument("--documents", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--variants", default="torch-bf16,onnx-fp32,onnx-int8")
+    args = parser.parse_args()
+
+    from medner.io import read_corpus
+    from medner.labels import apply_schema
+
+    docs = read_corpus(args.pubtator).documents[:args.documents]
+    results: dict = {"model": str(args.model), "documents": len(docs), "threads": args.threads}
+    reference = None
+    for variant in args.variants.split(","):
+        model = load_variant(args.model, variant, args.threads)
+        gold, _ = apply_schema(docs, model.schema)
+        result, predicted = measure(model, docs, gold, args.repeats)
+        spans = [[(s.start, s.end, s.label) for s in d.spans] for d in predicted]
+        if reference is None:
+            reference = spans
+        result["docs_differing_from_first"] = sum(a != b for a, b in zip(reference, spans,
+                                                                         strict=True))
+        results[variant] = result
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

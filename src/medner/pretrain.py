@@ -1,0 +1,381 @@
+"""Domain-adaptive pretraining: continue a base model's own objective on unlabeled text.
+
+``objective="mlm"`` (masked LM, for encoders) or ``"clm"`` (causal LM, for decoders). The
+output folder is a plain transformers model folder plus ``medner.json`` with its lineage,
+so it works as ``--base-model`` for ``medner train`` (both backends).
+
+Texts come from any corpus format medner reads (only the text is used), plain ``.txt``
+files (paragraphs separated by blank lines are documents) or medner JSONL. Documents that
+also appear in ``exclude`` files (same id or same normalised text) are dropped before
+anything else, and the kept set is checked again afterwards: evaluation text never enters
+pretraining. A seeded fraction of the documents is held out to measure perplexity before
+and after; training text is concatenated and cut into fixed-length blocks.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from medner.document import Document, corpus_fingerprint
+from medner.errors import ConfigError, MednerError
+
+Objective = Literal["mlm", "clm"]
+Log = Callable[[str], None]
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    objective: Objective
+    texts: tuple[str, ...]
+    base_model: str
+    out: str
+    exclude: tuple[str, ...] = ()
+    text_format: str | None = None
+    block_size: int = 128
+    held_out: float = 0.05
+    mlm_probability: float = 0.15
+    epochs: float = 1.0
+    max_steps: int | None = None
+    batch_size: int = 16
+    learning_rate: float = 5e-5
+    warmup: float = 0.06
+    weight_decay: float = 0.01
+    seed: int = 13
+    bf16: bool | None = None
+    threads: int | None = None
+    resume: bool = False
+    report_to: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.objective in ("mlm", "clm"), "objective", "must be mlm or clm"),
+            (bool(self.texts), "texts", "needs at least one file"),
+            (self.block_size >= 8, "block_size", "must be at least 8"),
+            (0 < self.held_out < 1, "held_out", "must be a fraction in (0, 1)"),
+            (0 < self.mlm_probability < 1, "mlm_probability", "must be in (0, 1)"),
+            (self.epochs > 0, "epochs", "must be > 0"),
+            (self.max_steps is None or self.max_steps > 0, "max_steps", "must be > 0"),
+            (self.batch_size > 0, "batch_size", "must be > 0"),
+            (self.learning_rate > 0, "learning_rate", "must be > 0"),
+        ]
+        for ok, name, problem in checks:
+            if not ok:
+                raise ConfigError(f"pretrain option {name!r} {problem} (got "
+                                  f"{getattr(self, name)!r})")
+
+
+@dataclass
+class PretrainResult:
+    path: Path
+    meta: dict[str, Any]
+
+
+# ------------------------------------------------------------------------------------ texts
+
+
+def read_documents(paths: Sequence[str | Path], fmt: str | None = None) -> list[Document]:
+    """Every document of ``paths``; a plain text file gives one document per paragraph."""
+    from medner.batch import PLAIN_TEXT, input_format_of, iter_documents
+
+    docs: list[Document] = []
+    for path in paths:
+        p = Path(path)
+        if input_format_of(p, fmt) == PLAIN_TEXT:
+            from medner.io import read_text_file
+
+            paragraphs = [block.strip() for block in read_text_file(p).split("\n\n")]
+            docs += [Document(f"{p.stem}:{i + 1}", text)
+                     for i, text in enumerate(t for t in paragraphs if t)]
+        else:
+            docs += [d for d in iter_documents(p, fmt) if d.text.strip()]
+    return docs
+
+
+def exclude_documents(docs: list[Document], excluded: list[Document]
+                      ) -> tuple[list[Document], dict[str, int]]:
+    """``docs`` without any document of ``excluded`` (same id or same normalised text).
+
+    The kept documents are checked against ``excluded`` once more with ``check_leak`` (the
+    check ``medner data check-leak`` runs), so a mistake here cannot pass silently.
+    """
+    from medner.document import text_fingerprint
+    from medner.split import check_leak
+
+    ids = {d.id for d in excluded}
+    texts = {text_fingerprint(d.text) for d in excluded}
+    kept = [d for d in docs if d.id not in ids and text_fingerprint(d.text) not in texts]
+    leak = check_leak(excluded, kept)
+    if leak.shared_ids or leak.shared_texts:
+        raise MednerError(f"exclusion failed: {len(leak.shared_ids)} ids and "
+                          f"{len(leak.shared_texts)} texts of the excluded files remain")
+    return kept, {"documents": len(docs), "excluded": len(docs) - len(kept),
+                  "kept": len(kept), "exclude_documents": len(excluded),
+                  "overlap_after_exclusion": 0}
+
+
+def held_out_split(docs: list[Document], fraction: float, seed: int
+                   ) -> tuple[list[Document], list[Document]]:
+    """(train, held-out) by document; at least one document on each side."""
+    if len(docs) < 2:
+        raise MednerError(f"pretraining needs at least 2 documents (one held out for "
+                          f"perplexity); got {len(docs)}")
+    order = list(range(len(docs)))
+    random.Random(seed).shuffle(order)
+    n_held = min(len(docs) - 1, max(1, round(fraction * len(docs))))
+    held = set(order[:n_held])
+    return ([d for i, d in enumerate(docs) if i not in held],
+            [d for i, d in enumerate(docs) if i in held])
+
+
+def make_blocks(tokenizer, texts: Sequence[str], block_size: int) -> list[list[int]]:
+    """Token ids of all texts, joined by a separator token and cut into full blocks.
+
+    The tail shorter than a block is dropped (as transformers' ``group_texts`` recipe does);
+    a corpus shorter than one block gives one shorter block so tiny inputs still train.
+    """
+    sep = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+    stream: list[int] = []
+    encoded = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    for ids in encoded:
+        stream.extend(ids)
+        if sep is not None:
+            stream.append(sep)
+    if len(stream) < block_size:
+        return [stream] if stream else []
+    return [stream[i:i + block_size] for i in range(0, len(stream) - block_size + 1, block_size)]
+
+
+def _with_specials(tokenizer, blocks: list[list[int]], objective: Objective
+                   ) -> list[dict[str, list[int]]]:
+    """Encoders expect [CLS] ... [SEP] around every input; decoders take the raw stream."""
+    if objective == "clm":
+        return [{"input_ids": b} for b in blocks]
+    first = [tokenizer.cls_token_id] if tokenizer.cls_token_id is not None else []
+    last = [tokenizer.sep_token_id] if tokenizer.sep_token_id is not None else []
+    return [{"input_ids": first + b + last} for b in blocks]
+
+
+# ------------------------------------------------------------------------------------ model
+
+
+def load_for_objective(base_model: str, objective: Objective, log: Log):
+    """(resolved base, model, tokenizer) with the head the objective needs."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from medner.basemodels import resolve
+
+    if objective == "clm":
+        from medner.backends.llm.model import load_base
+
+        base, model, tokenizer = load_base(base_model, log=log)
+        return base, model, tokenizer
+    base = resolve(base_model)
+    if base.gguf_file:
+        raise ConfigError(f"{base_model!r} is a GGUF decoder: use --objective clm")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base.path)
+        model = AutoModelForMaskedLM.from_pretrained(base.path)
+    except (OSError, ValueError) as exc:
+        where = "the Hugging Face Hub (no network?)" if base.source == "hub" else base.path
+        raise MednerError(f"cannot load {base_model!r} as a masked LM from {where}: "
+                          f"{exc}") from None
+    if tokenizer.mask_token_id is None:
+        raise ConfigError(f"{base_model!r} has no mask token: masked-LM pretraining needs "
+                          "an encoder tokenizer (use --objective clm for decoders)")
+    return base, model, tokenizer
+
+
+def perplexity(trainer, dataset) -> float:
+    """exp(mean loss) on ``dataset``: perplexity for CLM, pseudo-perplexity for MLM."""
+    loss = trainer.evaluate(dataset)["eval_loss"]
+    return round(math.exp(min(loss, 50.0)), 4)
+
+
+def pretrain(config: PretrainConfig, *, log: Log = print, progress: bool = True
+             ) -> PretrainResult:
+    """Run domain-adaptive pretraining and write the model folder ``config.out``."""
+    import resource
+
+    import torch
+    from datasets import Dataset
+    from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments, set_seed
+
+    from medner.backends.encoder.folder import atomic_folder, write_json
+    from medner.backends.encoder.predict import cpu_supports_bf16
+
+    started = time.perf_counter()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    set_seed(config.seed)
+    docs = read_documents(config.texts, config.text_format)
+    exclusion = None
+    if config.exclude:
+        docs, exclusion = exclude_documents(docs, read_documents(config.exclude))
+        log(f"exclusion: {exclusion['excluded']} of {exclusion['documents']} documents "
+            f"dropped (also in {', '.join(config.exclude)}); overlap after: 0")
+    train_docs, held_docs = held_out_split(docs, config.held_out, config.seed)
+    base, model, tokenizer = load_for_objective(config.base_model, config.objective, log)
+    block = min(config.block_size, _model_limit(model, config.objective))
+    train_blocks = make_blocks(tokenizer, [d.text for d in train_docs], block)
+    held_blocks = make_blocks(tokenizer, [d.text for d in held_docs], block)
+    if not train_blocks or not held_blocks:
+        raise MednerError("the texts are empty after tokenization")
+    train_set = Dataset.from_list(_with_specials(tokenizer, train_blocks, config.objective))
+    held_set = Dataset.from_list(_with_specials(tokenizer, held_blocks, config.objective))
+    log(f"{config.objective}: {len(train_docs)} documents -> {len(train_blocks)} blocks of "
+        f"{block} tokens; held out {len(held_docs)} documents -> {len(held_blocks)} blocks")
+
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    collator = DataCollatorForLanguageModeling(
+        tokenizer, mlm=config.objective == "mlm", mlm_probability=config.mlm_probability,
+        seed=config.seed)
+    bf16 = cpu_supports_bf16() if config.bf16 is None else config.bf16
+    work_dir = Path(f"{config.out}.checkpoints")
+    args = TrainingArguments(
+        output_dir=str(work_dir),
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps or -1,
+        warmup_steps=config.warmup,
+        weight_decay=config.weight_decay,
+        save_strategy="steps",
+        save_steps=200,
+        save_total_limit=1,
+        logging_steps=20,
+        bf16=bf16,
+        use_cpu=True,
+        report_to=list(config.report_to) or "none",
+        seed=config.seed,
+        data_seed=config.seed,
+        disable_tqdm=not progress,
+        dataloader_num_workers=0,
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=train_set, data_collator=collator,
+                      processing_class=tokenizer)
+    # MLM masks at random: the same masks before and after keep the comparison fair.
+    set_seed(config.seed)
+    before = perplexity(trainer, held_set)
+    log(f"held-out perplexity before: {before}")
+    resume_from = _last_checkpoint(work_dir) if config.resume else None
+    if config.resume:
+        log(f"resuming from {resume_from}" if resume_from else
+            f"--resume: no checkpoint in {work_dir}; starting from the beginning")
+    train_started = time.perf_counter()
+    out = trainer.train(resume_from_checkpoint=resume_from)
+    train_seconds = time.perf_counter() - train_started
+    set_seed(config.seed)
+    after = perplexity(trainer, held_set)
+    log(f"held-out perplexity after: {after} ({trainer.state.global_step} steps, "
+        f"{train_seconds:.0f} s)")
+
+    meta = {
+        "kind": "pretrained-base",
+        "format_version": FORMAT_VERSION,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "objective": config.objective,
+        "base_model": base.to_dict(),
+        "texts": {"files": list(config.texts), "fingerprint": corpus_fingerprint(docs),
+                  "documents": len(docs), "train_documents": len(train_docs),
+                  "held_out_documents": len(held_docs), "train_blocks": len(train_blocks),
+                  "held_out_blocks": len(held_blocks), "block_size": block},
+        "exclusion": exclusion,
+        "config": {**asdict(config), "texts": list(config.texts),
+                   "exclude": list(config.exclude), "report_to": list(config.report_to)},
+        "steps": trainer.state.global_step,
+        "train_loss": round(float(out.training_loss), 5),
+        "perplexity_before": before,
+        "perplexity_after": after,
+        "train_seconds": round(train_seconds, 1),
+        "total_seconds": round(time.perf_counter() - started, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "bf16": bf16,
+    }
+
+    def write(folder: Path) -> None:
+        trainer.model.save_pretrained(str(folder), safe_serialization=True)
+        tokenizer.save_pretrained(str(folder))
+        write_json(folder / "medner.json", meta)
+
+    path = atomic_folder(config.out, write)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    log(f"saved {path}")
+    return PretrainResult(path, meta)
+
+
+def evaluate_lm(model_path: str | Path, texts: Sequence[str | Path], *, objective: str | None
+                = None, block_size: int = 128, batch_size: int = 16, seed: int = 13,
+                text_format: str | None = None) -> dict[str, Any]:
+    """Perplexity of a model on text files (pseudo-perplexity for masked LMs)."""
+    from datasets import Dataset
+    from transformers import (
+        DataCollatorForLanguageModeling,
+        PrinterCallback,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
+
+    chosen = objective or _objective_of(model_path)
+    base, model, tokenizer = load_for_objective(str(model_path), chosen, log=lambda _m: None)
+    docs = read_documents(texts, text_format)
+    block = min(block_size, _model_limit(model, chosen))
+    blocks = make_blocks(tokenizer, [d.text for d in docs], block)
+    if not blocks:
+        raise MednerError("the texts are empty after tokenization")
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm=chosen == "mlm", seed=seed)
+    with tempfile.TemporaryDirectory() as scratch:  # Trainer wants an output_dir
+        args = TrainingArguments(output_dir=scratch, per_device_eval_batch_size=batch_size,
+                                 use_cpu=True, report_to="none", disable_tqdm=True,
+                                 save_strategy="no")
+        trainer = Trainer(model=model, args=args, data_collator=collator,
+                          processing_class=tokenizer)
+        trainer.remove_callback(PrinterCallback)  # it prints the metrics dict to stdout
+        set_seed(seed)
+        value = perplexity(trainer, Dataset.from_list(_with_specials(tokenizer, blocks,
+                                                                     chosen)))
+    return {"model": str(model_path), "objective": chosen, "documents": len(docs),
+            "blocks": len(blocks), "block_size": block, "perplexity": value,
+            "base_model": base.to_dict()}
+
+
+def _objective_of(model_path: str | Path) -> str:
+    """mlm for encoders (a masked-LM config), clm otherwise; read from config.json."""
+    from transformers import AutoConfig
+
+    from medner.basemodels import resolve
+
+    base = resolve(str(model_path))
+    if base.gguf_file:
+        return "clm"
+    config = AutoConfig.from_pretrained(base.path)
+    return "clm" if getattr(config, "is_decoder", False) or any(
+        a.endswith("ForCausalLM") for a in (config.architectures or [])) else "mlm"
+
+
+def _model_limit(model, objective: Objective) -> int:
+    limit = int(getattr(model.config, "max_position_embeddings", 0) or 0) or 10**6
+    return limit - 2 if objective == "mlm" else limit  # room for [CLS] and [SEP]
+
+
+def _last_checkpoint(work_dir: Path) -> str | None:
+    checkpoints = sorted(work_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return str(checkpoints[-1]) if checkpoints else None
+
+
+__all__ = ["PretrainConfig", "PretrainResult", "evaluate_lm", "exclude_documents",
+           "held_out_split", "make_blocks", "pretrain", "read_documents"]
