@@ -11,8 +11,8 @@ import typer
 def export_onnx_command(
     model: Annotated[Path, typer.Argument(help="A trained encoder folder (from `medner train`).")],
     int8: Annotated[bool, typer.Option(
-        "--int8/--no-int8", help="Also write a dynamically quantized int8 graph (faster; "
-        "`--runtime onnx` uses it when present).")] = True,
+        "--int8/--no-int8", help="Also write a dynamically quantized int8 graph (faster than "
+        "ONNX fp32; `--runtime onnx` uses it when present).")] = True,
 ) -> None:
     """Export an encoder to ONNX in MODEL/onnx/, for `medner extract MODEL --runtime onnx`."""
     from medner.backends.encoder.onnx import ONNX_FOLDER, export_onnx

@@ -118,7 +118,7 @@ def extract_command(
         show_default=False)] = None,
     runtime: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--runtime", help="Encoder models: torch (default) or onnx (ONNX Runtime, after "
-        "`medner export-onnx MODEL`; faster on CPU).", show_default=False)] = None,
+        "`medner export-onnx MODEL`; pays on CPUs without bf16).", show_default=False)] = None,
 ) -> None:
     """Extract entities. Without texts or --input, reads stdin (one document per line)."""
     texts = list(texts or [])
