@@ -264,3 +264,28 @@ def test_extract_and_evaluate_cli_take_constrained_for_llm_folders(trained, tmp_
     assert out.exit_code == 0, out.output + repr(out.exception)
     report = json.loads(out.stdout)
     assert report["entities"]["strict"]["micro"]["f1"] == 1.0
+
+
+def test_llm_folders_serve_and_batch_like_encoder_folders(trained, tmp_path):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from medner.batch import extract_to_file
+    from medner.serve.app import create_app
+
+    _, result = trained
+    model = load(result.path)
+    with TestClient(create_app(model)) as client:
+        info = client.get("/v1/model").json()
+        assert info["backend"] == "llm" and info["labels"] == ["Chemical", "Disease"]
+        answer = client.post("/v1/extract", json={"texts": [DOCS[0].text]}).json()
+    served = {(s["start"], s["end"], s["label"]) for s in answer["documents"][0]["spans"]}
+    assert served == keys(DOCS[0])
+
+    source = tmp_path / "in.jsonl"
+    write_corpus(DOCS, source, "jsonl")
+    out = tmp_path / "out.jsonl"
+    run = extract_to_file(model, [source], out, progress=False)
+    assert run.documents == 2 and [keys(Document.from_dict(json.loads(line)))
+                                   for line in out.read_text().splitlines()] == [keys(d)
+                                                                                  for d in DOCS]
