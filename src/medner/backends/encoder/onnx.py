@@ -1,4 +1,7 @@
-"""A trained encoder as ONNX, run by ONNX Runtime: faster CPU extraction than torch.
+"""A trained encoder as ONNX, run by ONNX Runtime: a CPU runtime without torch's bf16 path.
+
+It beats torch in fp32; on CPUs with native bf16 (AMX, AVX512-BF16) torch's bf16 autocast
+is faster (measured in docs/benchmarks.md), so torch stays the default.
 
 ``export_onnx(folder)`` writes ``<folder>/onnx/`` (``model.onnx``, optionally the dynamically
 quantized ``model.int8.onnx``, and ``export.json`` saying what was written);
