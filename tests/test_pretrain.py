@@ -135,6 +135,20 @@ def test_clm_lowers_held_out_perplexity(tmp_path: Path) -> None:
     meta = json.loads((tmp_path / "clm" / "medner.json").read_text())
     assert meta["objective"] == "clm" and meta["perplexity_after"] < meta["perplexity_before"]
 
+    # the adapted decoder is a --base-model for the LLM backend
+    text = "amodiaquine was given for malaria with fits"
+    start = text.index("malaria")
+    data = tmp_path / "train.jsonl"
+    write_corpus([Document("a", text, (Span(start, start + 7, "DISEASE", "malaria"),))], data,
+                 "jsonl")
+    run = CliRunner().invoke(app, [
+        "train", "--backend", "llm", "--train", str(data), "--dev", str(data), "--base-model",
+        str(tmp_path / "clm"), "--out", str(tmp_path / "llm"), "--max-steps", "2",
+        "--eval-steps", "2", "--max-new-tokens", "8", "--lora-r", "2", "--no-bf16",
+        "--batch-size", "1", "--grad-accum", "1"])
+    assert run.exit_code == 0, run.output + repr(run.exception)
+    assert json.loads((tmp_path / "llm" / "medner.json").read_text())["backend"] == "llm"
+
 
 def test_mlm_on_a_decoder_and_bad_objective_are_clear_errors(tmp_path: Path) -> None:
     run = CliRunner().invoke(app, ["pretrain", "--objective", "xlm", "--text", "a.txt",
