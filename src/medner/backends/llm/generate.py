@@ -102,7 +102,8 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, b
                 processors.append(constraint)
             started = time.perf_counter()
             with torch.inference_mode(), autocast:
-                out = model.generate(input_ids=ids, attention_mask=mask,
+                out = model.generate(input_ids=ids.to(model.device),
+                                     attention_mask=mask.to(model.device),
                                      generation_config=config, logits_processor=processors)
             elapsed = time.perf_counter() - started
             stats.seconds += elapsed

@@ -212,7 +212,7 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
         greater_is_better=True if has_dev else None,
         save_total_limit=2,
         bf16=bf16,
-        use_cpu=True,
+        use_cpu=not torch.cuda.is_available(),  # GPUs when present (accelerate launch)
         report_to=list(config.report_to) or "none",
         seed=config.seed,
         data_seed=config.seed,
@@ -305,6 +305,9 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
         write_json(folder / MEDNER_JSON, meta)
         (folder / "README.md").write_text(model_card(meta), encoding="utf-8")
 
+    # Under `accelerate launch` every process gets here; one writes the folder.
+    if not trainer.is_world_process_zero():
+        return TrainResult(Path(config.out).resolve(), meta, model)
     path = atomic_folder(config.out, write)
     for checkpoint in work_dir.glob("checkpoint-*"):
         shutil.rmtree(checkpoint, ignore_errors=True)
