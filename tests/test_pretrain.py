@@ -154,3 +154,28 @@ def test_mlm_on_a_decoder_and_bad_objective_are_clear_errors(tmp_path: Path) -> 
     run = CliRunner().invoke(app, ["pretrain", "--objective", "xlm", "--text", "a.txt",
                                    "--base-model", "minilm-l6", "--out", str(tmp_path / "o")])
     assert run.exit_code != 0 and "mlm or clm" in str(run.exception)
+
+
+def test_resume_continues_from_the_last_checkpoint(tmp_path: Path, monkeypatch) -> None:
+    text = tmp_path / "medical.txt"
+    text.write_text(corpus_text(), encoding="utf-8")
+    base = save_tiny_base(tmp_path / "base", SENTENCES)
+    config = PretrainConfig(objective="mlm", texts=(str(text),), base_model=str(base),
+                            out=str(tmp_path / "adapted"), block_size=32, max_steps=4,
+                            save_steps=2, batch_size=4, bf16=False, seed=1)
+
+    def crash(*_args, **_kwargs):
+        raise KeyboardInterrupt  # the run stops after training, before the folder is written
+
+    monkeypatch.setattr("medner.backends.encoder.folder.atomic_folder", crash)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(config, log=lambda _m: None, progress=False)
+    assert (tmp_path / "adapted.checkpoints" / "checkpoint-4").is_dir()
+    assert not (tmp_path / "adapted").exists()  # nothing that looks finished
+
+    monkeypatch.undo()
+    messages: list[str] = []
+    resumed = pretrain(PretrainConfig(**{**config.__dict__, "max_steps": 6, "resume": True}),
+                       log=messages.append, progress=False)
+    assert any("resuming from" in m and "checkpoint-4" in m for m in messages)
+    assert resumed.meta["steps"] == 6 and (tmp_path / "adapted" / "medner.json").is_file()

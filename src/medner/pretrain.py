@@ -51,6 +51,7 @@ class PretrainConfig:
     warmup: float = 0.06
     weight_decay: float = 0.01
     seed: int = 13
+    save_steps: int = 200
     bf16: bool | None = None
     threads: int | None = None
     resume: bool = False
@@ -66,6 +67,7 @@ class PretrainConfig:
             (self.epochs > 0, "epochs", "must be > 0"),
             (self.max_steps is None or self.max_steps > 0, "max_steps", "must be > 0"),
             (self.batch_size > 0, "batch_size", "must be > 0"),
+            (self.save_steps > 0, "save_steps", "must be > 0"),
             (self.learning_rate > 0, "learning_rate", "must be > 0"),
         ]
         for ok, name, problem in checks:
@@ -252,7 +254,7 @@ def pretrain(config: PretrainConfig, *, log: Log = print, progress: bool = True
         warmup_steps=config.warmup,
         weight_decay=config.weight_decay,
         save_strategy="steps",
-        save_steps=200,
+        save_steps=config.save_steps,
         save_total_limit=1,
         logging_steps=20,
         bf16=bf16,

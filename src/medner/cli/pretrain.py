@@ -39,6 +39,8 @@ def pretrain_command(
         show_default=False)] = None,
     threads: Annotated[Optional[int], typer.Option(  # noqa: UP045
         help="Torch CPU threads.")] = None,
+    save_steps: Annotated[int, typer.Option(
+        help="Checkpoint every N steps (what --resume continues from).")] = 200,
     resume: Annotated[bool, typer.Option(
         help="Continue from the last checkpoint in <out>.checkpoints/.")] = False,
 ) -> None:
@@ -51,8 +53,8 @@ def pretrain_command(
         objective=objective, texts=tuple(str(p) for p in text), base_model=base_model,
         out=str(out), exclude=tuple(str(p) for p in exclude or ()), text_format=text_format,
         block_size=block_size, held_out=held_out, epochs=epochs, max_steps=max_steps,
-        batch_size=batch_size, learning_rate=learning_rate, seed=seed, bf16=bf16,
-        threads=threads, resume=resume)
+        batch_size=batch_size, learning_rate=learning_rate, seed=seed, save_steps=save_steps,
+        bf16=bf16, threads=threads, resume=resume)
     result = pretrain(config, log=lambda msg: typer.echo(msg, err=True))
     typer.echo(f"perplexity on held-out text: {result.meta['perplexity_before']} -> "
                f"{result.meta['perplexity_after']}")
