@@ -25,6 +25,14 @@ class LabelSchema:
             return self.mapping[source_label]
         return source_label if source_label in self.labels else None
 
+    def to_dict(self) -> dict[str, object]:
+        """As stored in a model folder's ``medner.json``."""
+        return {"name": self.name, "labels": list(self.labels), "mapping": dict(self.mapping)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> LabelSchema:
+        return cls(str(data["name"]), tuple(data["labels"]), dict(data.get("mapping") or {}))
+
 
 SCHEMAS: dict[str, LabelSchema] = {
     "bc5cdr": LabelSchema("bc5cdr", ("Chemical", "Disease")),

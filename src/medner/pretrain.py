@@ -171,7 +171,8 @@ def _with_specials(tokenizer, blocks: list[list[int]], objective: Objective
 
 
 def load_for_objective(base_model: str, objective: Objective, log: Log):
-    """(resolved base, model, tokenizer) with the head the objective needs."""
+    """(resolved base, model, tokenizer) with the head the objective needs; the tokenizer can
+    pad (``load_base`` gives decoders their end-of-sequence token as padding)."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     from medner.basemodels import resolve
@@ -179,8 +180,7 @@ def load_for_objective(base_model: str, objective: Objective, log: Log):
     if objective == "clm":
         from medner.backends.llm.model import load_base
 
-        base, model, tokenizer = load_base(base_model, log=log)
-        return base, model, tokenizer
+        return load_base(base_model, log=log)
     base = resolve(base_model)
     if base.gguf_file:
         raise ConfigError(f"{base_model!r} is a GGUF decoder: use --objective clm")
@@ -237,8 +237,6 @@ def pretrain(config: PretrainConfig, *, log: Log = print, progress: bool = True
     log(f"{config.objective}: {len(train_docs)} documents -> {len(train_blocks)} blocks of "
         f"{block} tokens; held out {len(held_docs)} documents -> {len(held_blocks)} blocks")
 
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
     collator = DataCollatorForLanguageModeling(
         tokenizer, mlm=config.objective == "mlm", mlm_probability=config.mlm_probability,
         seed=config.seed)
@@ -337,8 +335,6 @@ def evaluate_lm(model_path: str | Path, texts: Sequence[str | Path], *, objectiv
     blocks = make_blocks(tokenizer, [d.text for d in docs], block)
     if not blocks:
         raise MednerError("the texts are empty after tokenization")
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
     collator = DataCollatorForLanguageModeling(tokenizer, mlm=chosen == "mlm", seed=seed)
     with tempfile.TemporaryDirectory() as scratch:  # Trainer wants an output_dir
         args = TrainingArguments(output_dir=scratch, per_device_eval_batch_size=batch_size,

@@ -47,27 +47,21 @@ def load(path: str | Path, *, bf16: bool | None = None, batch_size: int | None =
     from medner.backends.encoder.folder import read_medner_json
 
     if str(path).startswith("hosted:"):  # a `hosted:PROVIDER:MODEL` reference, not a folder
-        given = sorted(name for name, value in options.items() if value is not None)
-        if given:
-            flags = ", ".join("--" + name.replace("_", "-") for name in given)
-            raise MednerError(f"{path} is a hosted model: option(s) {flags} do not apply to it")
-        return backend_module("hosted").load(str(path), bf16=bf16, batch_size=batch_size,
-                                             threads=threads)
-    folder = Path(path)
-    if not folder.is_dir():
-        raise MednerError(f"model folder {folder} does not exist (train one with "
-                          "`medner train`, or pass the folder it wrote with --out)")
-    meta = read_medner_json(folder)
-    backend = str(meta["backend"])
+        target: str | Path = str(path)
+        backend = "hosted"
+    else:
+        target = Path(path)
+        if not target.is_dir():
+            raise MednerError(f"model folder {target} does not exist (train one with "
+                              "`medner train`, or pass the folder it wrote with --out)")
+        backend = str(read_medner_json(target)["backend"])
     module = backend_module(backend)
     given = {name: value for name, value in options.items() if value is not None}
-    accepted = inspect.signature(module.load).parameters
-    unknown = sorted(set(given) - set(accepted))
+    unknown = sorted(set(given) - set(inspect.signature(module.load).parameters))
     if unknown:
-        raise MednerError(f"{folder} is a {backend} model: option(s) "
+        raise MednerError(f"{target} is a {backend} model: option(s) "
                           f"{', '.join('--' + n.replace('_', '-') for n in unknown)} do not "
                           "apply to it")
-    return module.load(folder, bf16=bf16, batch_size=batch_size, threads=threads, **given)
-
+    return module.load(target, bf16=bf16, batch_size=batch_size, threads=threads, **given)
 
 __all__ = ["BACKENDS", "backend_module", "load"]

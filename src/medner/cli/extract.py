@@ -6,7 +6,7 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated, Optional  # noqa: UP035 - typer reads annotations at runtime
+from typing import Annotated, Any, Optional  # noqa: UP035 - typer reads annotations at runtime
 
 import typer
 
@@ -64,15 +64,15 @@ def render(docs: list[Document], fmt: str) -> str:
 
 
 def run_extract(model_path: Path, docs: list[Document], *, fmt: str, output: Path | None,
-                batch_size: int | None, threads: int | None, progress: bool,
-                constrained: bool | None = None, runtime: str | None = None) -> str | None:
-    """Predict and write; returns the text to print (``None`` when written to ``output``)."""
+                progress: bool, load_options: dict[str, Any]) -> str | None:
+    """Predict and write; returns the text to print (``None`` when written to ``output``).
+
+    ``load_options`` go to ``medner.backends.load`` (batch size, threads, runtime, ...)."""
     from medner.backends import load
 
     if fmt not in OUTPUT_FORMATS:
         raise MednerError(f"--format {fmt!r}: choose one of {', '.join(OUTPUT_FORMATS)}")
-    model = load(model_path, batch_size=batch_size, threads=threads, constrained=constrained,
-                 runtime=runtime)
+    model = load(model_path, **load_options)
     predicted = model.predict(docs, progress=progress) if docs else []
     if output is not None:
         if fmt in ("pubtator", "brat", "jsonl"):
@@ -144,13 +144,14 @@ def extract_command(
     """Extract entities. Without texts or --input, reads stdin (one document per line)."""
     texts = list(texts or [])
     files = list(input or [])
+    load_options = {"batch_size": batch_size, "threads": threads, "constrained": constrained,
+                    "runtime": runtime}
     if engine == "ray":
         if texts or not files or output is None:
             raise MednerError("--engine ray needs --input FILE... and --output FOLDER (no "
                               "texts)")
         run_ray(model, files, output, input_format=input_format, resume=resume,
-                load_options={"batch_size": batch_size, "threads": threads,
-                              "constrained": constrained, "runtime": runtime},
+                load_options=load_options,
                 address=ray_address, num_actors=num_actors, cpus_per_actor=cpus_per_actor,
                 gpus_per_actor=gpus_per_actor, ray_batch_size=ray_batch_size,
                 shard_size=shard_size, shard_format=shard_format)
@@ -165,29 +166,25 @@ def extract_command(
         stdin_text = sys.stdin.read()
     if files and output is not None and not texts and fmt in STREAMED_FORMATS:
         run_batch(model, files, output, input_format=input_format, fmt=fmt, resume=resume,
-                  batch_size=batch_size, threads=threads, constrained=constrained,
-                  runtime=runtime)
+                  load_options=load_options)
         return
     if resume:
         raise MednerError("--resume needs --input FILE... and --output in jsonl, pubtator "
                           "or brat format")
     docs = read_inputs(texts, files, input_format, stdin_text)
-    out = run_extract(model, docs, fmt=fmt, output=output, batch_size=batch_size,
-                      threads=threads, progress=bool(files), constrained=constrained,
-                      runtime=runtime)
+    out = run_extract(model, docs, fmt=fmt, output=output, progress=bool(files),
+                      load_options=load_options)
     if out is not None:
         typer.echo(out, nl=False)
 
 
 def run_batch(model_path: Path, files: list[Path], output: Path, *, input_format: str | None,
-              fmt: str, resume: bool, batch_size: int | None, threads: int | None,
-              constrained: bool | None = None, runtime: str | None = None) -> None:
+              fmt: str, resume: bool, load_options: dict[str, Any]) -> None:
     """Stream files through the model into ``output``, crash-safe and resumable."""
     from medner.backends import load
     from medner.batch import extract_to_file
 
-    model = load(model_path, batch_size=batch_size, threads=threads, constrained=constrained,
-                 runtime=runtime)
+    model = load(model_path, **load_options)
     result = extract_to_file(model, files, output, input_format=input_format,
                              output_format=fmt, resume=resume)
     for note in result.notes:
@@ -198,7 +195,7 @@ def run_batch(model_path: Path, files: list[Path], output: Path, *, input_format
 
 
 def run_ray(model_path: Path, files: list[Path], output: Path, *, input_format: str | None,
-            resume: bool, load_options: dict, **engine_options) -> None:
+            resume: bool, load_options: dict[str, Any], **engine_options) -> None:
     """Extract on a Ray cluster into the shard folder ``output`` (``medner.distributed``)."""
     from medner.distributed import extract_with_ray
 

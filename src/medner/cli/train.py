@@ -107,12 +107,13 @@ def run_train(backend: str | None, config_path: Path | None, overrides: dict[str
     """What the command does, importable: pick the backend, load its config, apply flags,
     train. ``overrides`` holds every flag; ``None`` means not given."""
     backend = choose_backend(backend, config_path)
-    known = backend_fields()[backend]
+    all_fields = backend_fields()
+    known = all_fields[backend]
     foreign = sorted(name for name, value in overrides.items()
                      if value is not None and name not in known)
     if foreign:
         flags = ", ".join("--" + n.replace("_", "-") for n in foreign)
-        others = sorted({b for b, fields in backend_fields().items() for n in foreign
+        others = sorted({b for b, fields in all_fields.items() for n in foreign
                          if n in fields})
         raise ConfigError(f"{flags}: not an option of the {backend} backend (it belongs to "
                           f"{', '.join(others)}; choose it with --backend or the config "

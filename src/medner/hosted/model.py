@@ -36,10 +36,6 @@ DEFAULT_MAX_TOKENS = 1024
 REFERENCE_OPTIONS = ("labels", "template", "examples", "shots", "system")
 
 
-def schema_meta(schema: LabelSchema) -> dict[str, Any]:
-    return {"name": schema.name, "labels": list(schema.labels), "mapping": dict(schema.mapping)}
-
-
 def parse_reference(reference: str) -> dict[str, Any]:
     """The meta of a ``hosted:PROVIDER:MODEL[?options]`` reference (as a run folder has)."""
     body, _, query = reference[len(REFERENCE_PREFIX):].partition("?")
@@ -56,7 +52,7 @@ def parse_reference(reference: str) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "backend": "hosted", "provider": provider, "model": model,
         "template": options.get("template", DEFAULT_TEMPLATE),
-        "schema": schema_meta(get_schema(options.get("labels", DEFAULT_LABELS))),
+        "schema": get_schema(options.get("labels", DEFAULT_LABELS)).to_dict(),
         "system": options.get("system") or None,
     }
     if "examples" in options:
@@ -91,8 +87,7 @@ class HostedModel:
 
     @property
     def schema(self) -> LabelSchema:
-        s = self.meta["schema"]
-        return LabelSchema(s["name"], tuple(s["labels"]), dict(s.get("mapping", {})))
+        return LabelSchema.from_dict(self.meta["schema"])
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -217,4 +212,4 @@ def load(path: str | Path, *, bf16: bool | None = None, batch_size: int | None =
     return HostedModel(meta, path=str(folder))
 
 
-__all__ = ["REFERENCE_PREFIX", "HostedModel", "load", "parse_reference", "schema_meta"]
+__all__ = ["REFERENCE_PREFIX", "HostedModel", "load", "parse_reference"]

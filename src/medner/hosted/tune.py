@@ -23,7 +23,6 @@ from medner.document import Document, corpus_fingerprint
 from medner.errors import ConfigError, MednerError
 from medner.hosted.calls import RetryPolicy
 from medner.hosted.formats import Validation, build_examples, to_jsonl, to_record, validate
-from medner.hosted.model import schema_meta
 from medner.hosted.providers import COHERE_TUNING_GONE, TUNABLE, JobStatus, get_provider
 from medner.io.base import atomic_write
 from medner.labels import LabelSchema, apply_schema, get_schema, infer_schema
@@ -196,7 +195,7 @@ def _start(request: TuneRequest, data: PreparedData, folder: Path, provider) -> 
     meta = {
         "format_version": FORMAT_VERSION, "backend": "hosted", "provider": request.provider,
         "base_model": request.base_model, "model": None, "template": request.template,
-        "schema": schema_meta(data.schema), "system": request.system,
+        "schema": data.schema.to_dict(), "system": request.system,
         "job": {"id": job_id, "state": "created", "status": "running", "started": _now()},
         "data": _data_meta(request, data, files),
     }

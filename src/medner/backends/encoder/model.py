@@ -57,8 +57,7 @@ class EncoderModel:
 
     @property
     def schema(self) -> LabelSchema:
-        s = self.meta["schema"]
-        return LabelSchema(s["name"], tuple(s["labels"]), dict(s.get("mapping", {})))
+        return LabelSchema.from_dict(self.meta["schema"])
 
     @property
     def labels(self) -> tuple[str, ...]:

@@ -317,7 +317,7 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
         from medner.backends.encoder.model import EncoderModel
 
         meta_probe = {"scheme": config.scheme, "tags": tags,
-                      "schema": _schema_dict(data.schema),
+                      "schema": data.schema.to_dict(),
                       "inference": _inference(config, dev_stride)}
         probe = EncoderModel(model, tokenizer, meta_probe, bf16=bf16)
         predicted = probe.predict(data.dev)
@@ -332,7 +332,7 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
         "medner_version": _medner_version(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "folder_name": Path(config.out).name,
-        "schema": _schema_dict(data.schema),
+        "schema": data.schema.to_dict(),
         "scheme": config.scheme,
         "tags": tags,
         "base_model": base.to_dict(),
@@ -368,10 +368,6 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
         work_dir.rmdir()
     log(f"saved {path} in {seconds:.0f} s")
     return TrainResult(path, meta)
-
-
-def _schema_dict(schema: LabelSchema) -> dict[str, Any]:
-    return {"name": schema.name, "labels": list(schema.labels), "mapping": dict(schema.mapping)}
 
 
 def _inference(config: EncoderConfig, stride: int) -> dict[str, Any]:

@@ -148,8 +148,7 @@ class LLMModel:
 
     @property
     def schema(self) -> LabelSchema:
-        s = self.meta["schema"]
-        return LabelSchema(s["name"], tuple(s["labels"]), dict(s.get("mapping", {})))
+        return LabelSchema.from_dict(self.meta["schema"])
 
     @property
     def labels(self) -> tuple[str, ...]:

@@ -162,7 +162,7 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
     if data.dev:
         log(f"dev: generating on {len(sample)} of {len(data.dev)} documents at each evaluation")
 
-    meta_probe = {"template": template.name, "schema": _schema_dict(data.schema),
+    meta_probe = {"template": template.name, "schema": data.schema.to_dict(),
                   "inference": _inference(config)}
     selection = "strict_f1" if any(t.kind == "entities" for t in tasks) else "relation_f1"
 
@@ -272,7 +272,7 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
         "base_model": base.to_dict(),
         "template": template.name,
         "tasks": [t.name for t in tasks],
-        "schema": _schema_dict(data.schema),
+        "schema": data.schema.to_dict(),
         "chat_template": bool(getattr(tokenizer, "chat_template", None)),
         "training_config": config.to_dict(),
         "inference": _inference(config),
@@ -348,10 +348,6 @@ def model_card(meta: dict[str, Any]) -> str:
     lines += ["", f"Training config, schema, data fingerprints and the log are in `{MEDNER_JSON}`.",
               ""]
     return "\n".join(lines)
-
-
-def _schema_dict(schema: LabelSchema) -> dict[str, Any]:
-    return {"name": schema.name, "labels": list(schema.labels), "mapping": dict(schema.mapping)}
 
 
 def _inference(config: LLMConfig) -> dict[str, Any]:
