@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import signal
 import subprocess
@@ -29,6 +28,8 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+
+from machine import describe  # benchmarks/machine.py, beside this script
 
 
 def make_input(source: Path, target: Path, n: int) -> list[str]:
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(seen) - set(ids))
     summary = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": describe(),
         "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
         "documents": args.documents,
         "first_run": {"killed": killed, "signal": "SIGKILL", "returncode": proc.returncode,

@@ -21,29 +21,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from machine import one_line  # benchmarks/machine.py, beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-
-def machine() -> str:
-    cpu = platform.processor() or "cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
-
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
 
 
 def throughput(model, docs, batch_size: int, repeats: int = 1) -> dict:
@@ -145,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "name": name,
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "date": started.isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": one_line(),
         "config": config.to_dict(),
         "train_seconds": train_seconds,
         "epochs_run": meta.get("epochs_run"),

@@ -21,23 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-
-def _machine() -> dict:
-    import torch
-
-    return {"date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "python": platform.python_version(), "torch": torch.__version__,
-            "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "processor": platform.processor() or platform.machine()}
+from machine import describe  # benchmarks/machine.py, beside this script
 
 
 def _emit(result: dict, path: str | None) -> None:
@@ -65,7 +55,7 @@ def cmd_train(args) -> dict:
                                             "eval_hallucinations", "eval_tokens_per_second")}
              for e in meta["log_history"] if "eval_loss" in e or "eval_strict_f1" in e]
     dev = meta.get("dev_metrics") or {}
-    return {"command": "train", "machine": _machine(), "config": meta["training_config"],
+    return {"command": "train", "machine": describe(), "config": meta["training_config"],
             "folder": str(result.path), "train_examples": meta["data"]["train_examples"],
             "global_steps": meta["global_steps"], "train_seconds": meta["train_seconds"],
             "seconds_per_step": meta["seconds_per_step"], "peak_rss_mb": meta["peak_rss_mb"],
@@ -103,7 +93,7 @@ def cmd_generate(args) -> dict:
         print(f"{'constrained' if constrained else 'unconstrained'}: strict F1 "
               f"{100 * strict.f1:.2f}, hallucinations {model.last_notes['llm_hallucinations']},"
               f" {model.last_stats.tokens_per_second:.1f} tokens/s", file=sys.stderr)
-    return {"command": "generate", "machine": _machine(), "model": str(args.model),
+    return {"command": "generate", "machine": describe(), "model": str(args.model),
             "data": str(args.data), "sample": {"documents": len(sample), "of": len(gold),
                                                "seed": args.seed},
             "batch_size": model.batch_size, "max_new_tokens": model.max_new_tokens, **runs}
@@ -173,7 +163,7 @@ def cmd_memory(args) -> dict:
         out = subprocess.run(cmd, check=True, capture_output=True, text=True)
         results.append(json.loads(out.stdout))
         print(json.dumps(results[-1]), file=sys.stderr)
-    return {"command": "memory", "machine": _machine(), "base_model": args.base_model,
+    return {"command": "memory", "machine": describe(), "base_model": args.base_model,
             "runs": results}
 
 

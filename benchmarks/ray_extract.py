@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -34,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from batch_resume import make_input  # the same input as the local resume benchmark
+from machine import describe  # benchmarks/machine.py, beside this script
 
 NUM_CPUS = 2
 OBJECT_STORE_BYTES = 512 * 1024**2
@@ -166,8 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     summary = {
         "benchmark": "ray_extract", "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
+        "machine": describe(),
         "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
         "documents": args.documents, "local": local, "ray": ray_run,
         "ray_over_local_throughput": round(ray_run["docs_per_s"] / local["docs_per_s"], 3)

@@ -26,7 +26,6 @@ import asyncio
 import gc
 import json
 import os
-import platform
 import socket
 import statistics
 import subprocess
@@ -34,6 +33,8 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from machine import describe  # benchmarks/machine.py, beside this script
 
 
 def read_abstracts(path: Path, limit: int | None) -> list[str]:
@@ -190,8 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     ratio = online["requests_per_s"] / offline["abstracts_per_s"]
     summary = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
+        "machine": describe(),
         "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
         "offline": offline, "online": online, "ratio_online_to_offline": round(ratio, 3),
         "target_ratio": args.min_ratio,

@@ -133,6 +133,19 @@ def test_missing_file_is_a_clear_error(trained: Path, tmp_path: Path, name: str)
         load(broken)
 
 
+def test_device_option(trained: Path) -> None:
+    import torch
+
+    assert load(trained, device="cpu").model.device.type == "cpu"
+    with pytest.raises(MednerError, match="not a torch device"):
+        load(trained, device="gpu0")
+    with pytest.raises(MednerError, match="runs on the CPU"):
+        load(trained, runtime="onnx", device="cuda")
+    if not torch.cuda.is_available():
+        with pytest.raises(MednerError, match="no CUDA GPU"):
+            load(trained, device="cuda")
+
+
 def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(MednerError, match="does not exist"):
         load(tmp_path / "nowhere")

@@ -77,6 +77,18 @@ def test_json_region_continues_a_copy_or_closes_it(tiny):
         assert normalize(("Cisplatin" + s).split('"')[0]) in text
 
 
+def test_labelled_line_region_copies_after_the_colon(tiny):
+    _, tok = tiny
+    task = get_template("entities-lines").build_tasks(SCHEMAS["bc5cdr"])[0]
+    text = TEXTS[0]
+    c = CopyConstraint(tok, [text], [task.copy_regions], 0, len(tok), tok.eos_token_id)
+    assert _allowed_strings(tok, c, "Chem") is None                   # a label: free
+    assert _allowed_strings(tok, c, "Chemical: Cisplatin\nDis") is None
+    for s in _allowed_strings(tok, c, "Chemical: Cis"):
+        assert normalize(("Cis" + s).split("\n")[0]) in text, s
+    assert any(s.startswith("\n") for s in _allowed_strings(tok, c, "Chemical: Cisplatin"))
+
+
 def test_influence_region_must_finish_its_separator(tiny):
     _, tok = tiny
     task = [t for t in get_template("tutorial").build_tasks(SCHEMAS["bc5cdr"])

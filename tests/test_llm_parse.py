@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from medner.backends.llm.parse import ground_document, parse_json_lines, parse_list
+from medner.backends.llm.parse import (
+    ground_document,
+    parse_json_lines,
+    parse_labelled_lines,
+    parse_list,
+)
 from medner.document import Document, Relation, Span
 from medner.evaluate import evaluate
 
@@ -59,6 +64,22 @@ def test_parse_json_pairs():
 def test_parse_list(answer, items, bad):
     parsed = parse_list(answer, label="Disease")
     assert parsed.entities == [(i, "Disease") for i in items] and parsed.bad_lines == bad
+
+
+@pytest.mark.parametrize("answer, entities, bad, unknown", [
+    ("Chemical: aspirin\nDisease: ulcer", [("aspirin", "Chemical"), ("ulcer", "Disease")], 0, 0),
+    ("None", [], 0, 0),                                   # the empty answer
+    ("", [], 0, 0),
+    # a colon inside the mention survives; spaces around the parts do not matter
+    ("  Chemical :  IL-2: receptor blocker \n", [("IL-2: receptor blocker", "Chemical")], 0, 0),
+    # no colon, nothing after it, no label; a label outside the schema
+    ("aspirin\nChemical:\n: ulcer\nDrug: aspirin\nDisease: gout",
+     [("gout", "Disease")], 3, 1),
+])
+def test_parse_labelled_lines(answer, entities, bad, unknown):
+    parsed = parse_labelled_lines(answer, LABELS)
+    assert parsed.entities == entities
+    assert (parsed.bad_lines, parsed.unknown_labels) == (bad, unknown)
 
 
 @pytest.mark.parametrize("answer, pairs, bad", [

@@ -45,6 +45,8 @@ class NoChat:
      '[\n{"text": "Lithium", "label": "Chemical"},\n{"text": "tremor", "label": "Disease"},\n'
      '{"text": "lithium", "label": "Chemical"},\n{"text": "polyuria", "label": "Disease"},\n'
      '{"text": "Tremor", "label": "Disease"}\n]'),
+    ("entities-lines", "entities-lines",
+     "Chemical: Lithium\nDisease: tremor\nChemical: lithium\nDisease: polyuria\nDisease: Tremor"),
     ("tutorial", "diseases", "- tremor\n- polyuria\n- Tremor"),
     ("tutorial", "chemicals", "- Lithium\n- lithium"),
     ("tutorial", "influences", "- Chemical Lithium influences disease tremor\n"
@@ -77,6 +79,7 @@ def test_empty_document_targets():
     tasks = {t.name: t for t in get_template("tutorial").build_tasks(BC5CDR)}
     assert tasks["diseases"].completion(empty) == "- "  # the tutorial's empty list
     assert get_template("entities-json").build_tasks(BC5CDR)[0].completion(empty) == "[]"
+    assert get_template("entities-lines").build_tasks(BC5CDR)[0].completion(empty) == "None"
 
 
 def test_tutorial_prompts_are_the_tutorials_own():

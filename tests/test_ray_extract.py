@@ -178,3 +178,12 @@ def test_resume_refuses_changed_inputs(ray_local, model_dir, inputs, tmp_path) -
     changed.write_text("".join(lines[1:]), encoding="utf-8")
     with pytest.raises(MednerError, match="inputs changed"):
         run(model_dir, changed, out, resume=True)
+
+
+def test_actors_use_the_cpus_and_gpus_they_reserve() -> None:
+    assert distributed.actor_load_options(None, 2, 0) == {"threads": 2}
+    assert distributed.actor_load_options({"batch_size": 8}, 0.5, 1) == {
+        "batch_size": 8, "device": "cuda"}
+    # the user's own choices win
+    assert distributed.actor_load_options({"threads": 4, "device": "cuda:1"}, 1, 1) == {
+        "threads": 4, "device": "cuda:1"}

@@ -326,6 +326,18 @@ def connect(address: str | None) -> bool:
     return True
 
 
+def actor_load_options(load_options: dict[str, Any] | None, cpus_per_actor: float,
+                       gpus_per_actor: float) -> dict[str, Any]:
+    """What each actor passes to ``medner.backends.load``: the user's options, with torch
+    threads matching the CPUs it reserves and the GPU it reserves as its device."""
+    options = dict(load_options or {})
+    if options.get("threads") is None and cpus_per_actor >= 1:
+        options["threads"] = int(cpus_per_actor)
+    if options.get("device") is None and gpus_per_actor > 0:
+        options["device"] = "cuda"  # Ray sets each actor's CUDA_VISIBLE_DEVICES to its GPUs
+    return options
+
+
 def _pool_size(num_actors: int | None, cpus_per_actor: float, gpus_per_actor: float) -> int:
     """Actors the cluster can run side by side when not given."""
     if num_actors is not None:
@@ -379,7 +391,8 @@ def extract_with_ray(model_path: str | Path, inputs: Sequence[str | Path], outpu
                      progress: bool = True, wave_documents: int = WAVE_DOCUMENTS) -> RayResult:
     """Extract every document of ``inputs`` into the shard folder ``output`` (see the module
     docstring). ``load_options`` go to ``medner.backends.load`` in each actor; unless given,
-    its ``threads`` is ``cpus_per_actor``."""
+    its ``threads`` is ``cpus_per_actor``, and its ``device`` is ``cuda`` when actors reserve
+    GPUs."""
     started = time.perf_counter()
     import_ray()
     if shard_format not in SHARD_FORMATS:
@@ -403,9 +416,7 @@ def extract_with_ray(model_path: str | Path, inputs: Sequence[str | Path], outpu
         notes.append(f"{folder}: nothing to resume from; starting from the first document")
     finished = {shard_index(p.name) for p in folder.glob(f"part-*.{shard_format}")} \
         if previous is not None else set()
-    options = dict(load_options or {})
-    if options.get("threads") is None and cpus_per_actor >= 1:
-        options["threads"] = int(cpus_per_actor)
+    options = actor_load_options(load_options, cpus_per_actor, gpus_per_actor)
 
     manifest: dict[str, Any] = {
         "kind": MANIFEST_KIND, "version": 1, "complete": False,
@@ -492,5 +503,6 @@ def extract_with_ray(model_path: str | Path, inputs: Sequence[str | Path], outpu
                      seconds=time.perf_counter() - started, notes=notes)
 
 
-__all__ = ["MANIFEST", "SHARD_FORMATS", "RayResult", "ShardExtractor", "expand_inputs",
+__all__ = ["MANIFEST", "SHARD_FORMATS", "RayResult", "ShardExtractor", "actor_load_options",
+           "expand_inputs",
            "extract_with_ray", "iter_input_documents", "iter_shard_documents", "read_manifest"]

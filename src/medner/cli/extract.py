@@ -119,6 +119,10 @@ def extract_command(
     runtime: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--runtime", help="Encoder models: torch (default) or onnx (ONNX Runtime, after "
         "`medner export-onnx MODEL`; pays on CPUs without bf16).", show_default=False)] = None,
+    device: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--device", help="Torch device for the model: cpu (default), cuda, cuda:1, ... With "
+        "--engine ray and --gpus-per-actor, each actor uses its GPU (cuda).",
+        show_default=False)] = None,
     engine: Annotated[str, typer.Option(
         "--engine", help="With --input and --output: local (one process) or ray (Ray Data "
         "actors; --output is a folder of shards plus manifest.json).")] = "local",
@@ -145,7 +149,7 @@ def extract_command(
     texts = list(texts or [])
     files = list(input or [])
     load_options = {"batch_size": batch_size, "threads": threads, "constrained": constrained,
-                    "runtime": runtime}
+                    "runtime": runtime, "device": device}
     if engine == "ray":
         if texts or not files or output is None:
             raise MednerError("--engine ray needs --input FILE... and --output FOLDER (no "

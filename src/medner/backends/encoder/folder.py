@@ -85,6 +85,26 @@ def read_medner_json(folder: Path) -> dict[str, Any]:
     return meta
 
 
+def move_to_device(model, device: str | None, folder: Path):
+    """``model`` on ``device`` ("cpu", "cuda", "cuda:1", ...); ``None`` leaves it on the CPU.
+
+    An unknown device or CUDA on a machine without it is a clear error, not a torch trace.
+    """
+    if device is None:
+        return model
+    import torch
+
+    try:
+        target = torch.device(device)
+    except RuntimeError:
+        raise MednerError(f"device {device!r}: not a torch device (cpu, cuda, cuda:1, ...)"
+                          ) from None
+    if target.type == "cuda" and not torch.cuda.is_available():
+        raise MednerError(f"model folder {folder}: device {device!r} asked for, but torch sees "
+                          "no CUDA GPU here")
+    return model.to(target)
+
+
 def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f}"
 

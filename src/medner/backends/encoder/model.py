@@ -9,7 +9,7 @@ from typing import Any
 
 from medner.backends.encoder.align import tokenize_documents
 from medner.backends.encoder.decode import Decoder
-from medner.backends.encoder.folder import check_folder
+from medner.backends.encoder.folder import check_folder, move_to_device
 from medner.backends.encoder.predict import (
     cpu_supports_bf16,
     decode_documents,
@@ -65,12 +65,17 @@ class EncoderModel:
 
     @classmethod
     def load(cls, path: str | Path, *, bf16: bool | None = None, batch_size: int | None = None,
-             threads: int | None = None, runtime: str = "torch") -> EncoderModel:
-        """``runtime="onnx"`` runs the folder's ``medner export-onnx`` graph in ONNX Runtime."""
+             threads: int | None = None, runtime: str = "torch",
+             device: str | None = None) -> EncoderModel:
+        """``runtime="onnx"`` runs the folder's ``medner export-onnx`` graph in ONNX Runtime;
+        ``device`` ("cuda", "cuda:1", ...) puts the torch model there (default: CPU)."""
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
         if runtime not in RUNTIMES:
             raise MednerError(f"runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
+        if runtime == "onnx" and device not in (None, "cpu"):
+            raise MednerError("--runtime onnx runs on the CPU; leave out the device or use "
+                              "the torch runtime")
         folder = Path(path)
         meta = check_folder(folder)
         if meta.get("backend") != "encoder":
@@ -105,6 +110,8 @@ class EncoderModel:
         if model.config.num_labels != len(meta["tags"]):
             raise MednerError(f"model folder {folder}: config.json has {model.config.num_labels}"
                               f" labels but medner.json lists {len(meta['tags'])} tags")
+        if runtime == "torch":
+            model = move_to_device(model, device, folder)
         return cls(model, tokenizer, meta, bf16=bf16, batch_size=batch_size, path=str(folder),
                    runtime=runtime)
 

@@ -45,8 +45,8 @@ class LLMConfig:
                          "local model folder, a .gguf file or a Hugging Face Hub id.")
     out: str = _f("models/llm", "Output model folder (written atomically).")
     template: str = _f("entities-json", "Prompt template (see medner.backends.llm.prompts."
-                       "TEMPLATES): entities-json, label-lists, tutorial, relations, "
-                       "entities-json+relations.")
+                       "TEMPLATES): entities-json, entities-lines, label-lists, tutorial, "
+                       "relations, entities-json+relations.")
     quantize: Quantize | None = _f(None, "QLoRA: '4bit' loads the base in 4-bit NF4 through "
                                    "bitsandbytes (CPU or CUDA) and trains LoRA on top.",
                                    choices=("4bit",))

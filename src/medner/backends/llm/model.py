@@ -156,11 +156,13 @@ class LLMModel:
 
     @classmethod
     def load(cls, path: str | Path, *, bf16: bool | None = None, batch_size: int | None = None,
-             threads: int | None = None, constrained: bool | None = None) -> LLMModel:
+             threads: int | None = None, constrained: bool | None = None,
+             device: str | None = None) -> LLMModel:
+        """``device`` ("cuda", "cuda:1", ...) puts the model there (default: CPU)."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from medner.backends.encoder.folder import read_medner_json
+        from medner.backends.encoder.folder import move_to_device, read_medner_json
 
         folder = Path(path)
         meta = read_medner_json(folder)
@@ -185,6 +187,7 @@ class LLMModel:
             raise MednerError(f"model folder {folder}: cannot load weights or tokenizer: "
                               f"{exc}") from None
         prepare_tokenizer(tokenizer)
+        model = move_to_device(model, device, folder)
         loaded = cls(model, tokenizer, meta, bf16=bf16, batch_size=batch_size,
                      constrained=constrained, path=str(folder))
         if loaded.bf16:

@@ -83,6 +83,33 @@ def parse_json_lines(output: str, keys: tuple[str, str], *,
     return result
 
 
+NO_ENTITIES = "None"
+"""The ``entities-lines`` answer for a text without entities."""
+
+
+def parse_labelled_lines(output: str, labels: Sequence[str]) -> Parsed:
+    """``Label: text`` lines; ``None`` alone is an empty answer.
+
+    A line without a colon or with nothing after it is a bad line; a label outside
+    ``labels`` is counted and its line dropped. The text is everything after the first
+    colon, so mentions that contain a colon survive.
+    """
+    result = Parsed()
+    for raw in output.splitlines():
+        line = raw.strip()
+        if not line or line == NO_ENTITIES:
+            continue
+        label, colon, item = line.partition(":")
+        label, item = label.strip(), item.strip()
+        if not colon or not label or not item:
+            result.bad_lines += 1
+        elif label not in labels:
+            result.unknown_labels += 1
+        else:
+            result.entities.append((item, label))
+    return result
+
+
 def parse_list(output: str, *, label: str | None = None,
                pair_separator: tuple[str, str] | None = None) -> Parsed:
     """``- item`` lines (the tutorial format); ``- `` alone is an empty list.
@@ -197,4 +224,5 @@ def count_labels(parsed: Sequence[Parsed]) -> Counter[str]:
     return Counter(label for p in parsed for _, label in p.entities)
 
 
-__all__ = ["GroundStats", "Parsed", "ground_document", "parse_json_lines", "parse_list"]
+__all__ = ["NO_ENTITIES", "GroundStats", "Parsed", "ground_document", "parse_json_lines",
+           "parse_labelled_lines", "parse_list"]

@@ -5,6 +5,9 @@ completion format:
 
 ``entities-json``   every entity of the schema as a JSON list, one ``{"text", "label"}``
                     object per line (so a cut-off or broken answer loses single lines only)
+``entities-lines``  every entity as a ``Label: text`` line (``None`` if there is none): the
+                    same content as ``entities-json`` in about half the tokens, so training
+                    and generation are faster
 ``label-lists``     one prompt per label, the tutorial's ``- item`` lists; Disease and
                     Chemical use the tutorial's exact wording, other labels the same shape
 ``tutorial``        the Cohere/BC5CDR tutorial as-is: diseases, chemicals and its
@@ -23,7 +26,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from medner.backends.llm.parse import Parsed, parse_json_lines, parse_list
+from medner.backends.llm.parse import (
+    NO_ENTITIES,
+    Parsed,
+    parse_json_lines,
+    parse_labelled_lines,
+    parse_list,
+)
 from medner.document import Document, Span
 from medner.errors import ConfigError
 from medner.io.instruct import INSTRUCTIONS, build_completion, build_prompt
@@ -59,6 +68,12 @@ class Task:
                     'Answer with a JSON list, one {"text": ..., "label": ...} object per line, '
                     "copying each mention exactly as written (each distinct mention once). "
                     "Answer [] if there is none.\n\nText:\n" + text)
+        if self.name == "entities-lines":
+            labels = ", ".join(schema.labels)
+            return ("Extract every entity of these types from the text: " + labels + ".\n"
+                    "Answer one entity per line as label: text, copying each mention exactly "
+                    "as written (each distinct mention once). Answer " + NO_ENTITIES +
+                    " if there is none.\n\nText:\n" + text)
         if self.name == "relations":
             return ("List the chemical-induced disease (CID) relations in the text: pairs of a "
                     "chemical and a disease it causes.\n"
@@ -75,6 +90,9 @@ class Task:
             rows = [json.dumps({"text": t, "label": lab}, ensure_ascii=False)
                     for t, lab in entity_items(doc)]
             return "[\n" + ",\n".join(rows) + "\n]" if rows else "[]"
+        if self.name == "entities-lines":
+            rows = [f"{lab}: {t}" for t, lab in entity_items(doc)]
+            return "\n".join(rows) if rows else NO_ENTITIES
         if self.name == "relations":
             rows = [json.dumps({"chemical": h, "disease": t}, ensure_ascii=False)
                     for h, t in relation_pairs(doc)]
@@ -88,6 +106,8 @@ class Task:
     def parse(self, output: str, schema: LabelSchema) -> Parsed:
         if self.name == "entities-json":
             return parse_json_lines(output, ("text", "label"), labels=schema.labels)
+        if self.name == "entities-lines":
+            return parse_labelled_lines(output, schema.labels)
         if self.name == "relations":
             return parse_json_lines(output, ("chemical", "disease"))
         if self.name == "influences":
@@ -99,6 +119,8 @@ class Task:
     def copy_regions(self) -> tuple[CopyRegion, ...]:
         if self.name == "entities-json":
             return (CopyRegion(r'"text"\s*:\s*"', '"'),)
+        if self.name == "entities-lines":  # after the first colon of a line
+            return (CopyRegion(r"(?:^|\n)[^\n:]*:", "\n"),)
         if self.name == "relations":
             return (CopyRegion(r'"chemical"\s*:\s*"', '"'), CopyRegion(r'"disease"\s*:\s*"', '"'))
         if self.name == "influences":
@@ -144,6 +166,8 @@ def _need(template: str, schema: LabelSchema, labels: Sequence[str]) -> None:
 TEMPLATES: dict[str, Template] = {
     "entities-json": Template("entities-json", ("entities-json",),
                               "All entities as a JSON list of {text, label}, one per line."),
+    "entities-lines": Template("entities-lines", ("entities-lines",),
+                               "All entities as 'Label: text' lines (half the tokens of JSON)."),
     "label-lists": Template("label-lists", ("label-lists",),
                             "One '- item' list prompt per label (tutorial wording for "
                             "Disease/Chemical)."),
@@ -181,7 +205,7 @@ def document_tasks(doc: Document, tasks: Sequence[Task]) -> list[Task]:
     for task in tasks:
         if task.name in ("influences", "relations"):
             ok = "influences" in seen
-        elif task.name == "entities-json":
+        elif task.name in ("entities-json", "entities-lines"):
             ok = entity_tasks <= set(seen)
         else:
             ok = task.name in seen
