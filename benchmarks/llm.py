@@ -12,6 +12,9 @@
     # 3. LoRA vs QLoRA (4-bit NF4): peak memory and seconds per optimiser step, each in its
     #    own process so peak RSS is its own
     python benchmarks/llm.py memory --data /data/bc5cdr/CDR_TrainingSet.PubTator.txt
+    # 4. what each template costs: prompt and answer tokens per document (exact counts)
+    python benchmarks/llm.py tokens --data /data/bc5cdr/CDR_TrainingSet.PubTator.txt \
+        --template entities-json --template entities-lines
 
 Each prints one JSON object (also written with --json FILE). Run with ``nice -n 19`` on a
 shared machine; all timings are wall-clock on whatever else the machine is doing.
@@ -99,6 +102,40 @@ def cmd_generate(args) -> dict:
             "batch_size": model.batch_size, "max_new_tokens": model.max_new_tokens, **runs}
 
 
+def cmd_tokens(args) -> dict:
+    """Prompt and answer (completion + end-of-turn) tokens of each template's examples: the
+    tokens a training step processes and the tokens generation has to produce."""
+    import statistics
+
+    from medner.backends.llm.model import load_base
+    from medner.backends.llm.prompts import get_template
+    from medner.backends.llm.train import build_examples
+    from medner.io import read_corpus
+    from medner.labels import SCHEMAS, apply_schema
+
+    _, _, tokenizer = load_base(args.base_model, log=lambda _m: None)
+    schema = SCHEMAS[args.labels]
+    docs, _ = apply_schema(read_corpus(args.data).documents, schema)
+    templates = {}
+    for name in args.template:
+        tasks = get_template(name).build_tasks(schema)
+        examples, counts = build_examples(docs, tasks, tokenizer, schema, args.max_length)
+        answers = [sum(e["completion_mask"]) for e in examples]
+        totals = [len(e["input_ids"]) for e in examples]
+        templates[name] = {
+            "examples": counts, "answer_tokens_total": sum(answers),
+            "answer_tokens_mean": round(statistics.mean(answers), 1),
+            "answer_tokens_median": statistics.median(answers),
+            "answer_tokens_max": max(answers),
+            "example_tokens_total": sum(totals),
+            "example_tokens_mean": round(statistics.mean(totals), 1)}
+        print(f"{name}: {templates[name]['answer_tokens_mean']} answer tokens, "
+              f"{templates[name]['example_tokens_mean']} tokens per example", file=sys.stderr)
+    return {"command": "tokens", "machine": describe(), "data": str(args.data),
+            "documents": len(docs), "base_model": args.base_model,
+            "max_length": args.max_length, "templates": templates}
+
+
 def _memory_child(args) -> dict:
     """A few LoRA optimiser steps on fixed-length real examples, timed; RSS read here."""
     import torch
@@ -182,6 +219,12 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--seed", type=int, default=13)
     g.add_argument("--batch-size", type=int, default=8)
     g.add_argument("--bootstrap", type=int, default=1000)
+    k = sub.add_parser("tokens")
+    k.add_argument("--data", required=True)
+    k.add_argument("--template", action="append", required=True)
+    k.add_argument("--labels", default="bc5cdr")
+    k.add_argument("--base-model", default="smollm2-135m")
+    k.add_argument("--max-length", type=int, default=1024)
     for name in ("memory", "_memory-child"):
         m = sub.add_parser(name)
         m.add_argument("--data", required=True)
@@ -194,7 +237,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "_memory-child":
         print(json.dumps(_memory_child(args)))
         return
-    handler = {"train": cmd_train, "generate": cmd_generate, "memory": cmd_memory}
+    handler = {"train": cmd_train, "generate": cmd_generate, "memory": cmd_memory,
+               "tokens": cmd_tokens}
     _emit(handler[args.command](args), args.json)
 
 

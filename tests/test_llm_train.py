@@ -103,6 +103,27 @@ def test_reload_predicts_the_same_spans(trained):
     assert extracted[0].id == "x" and keys(extracted[0]) == keys(DOCS[0])
 
 
+def test_reload_on_a_device(trained):
+    import torch
+
+    _, result = trained
+    assert load(result.path, device="cpu").model.device.type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(MednerError, match="no CUDA GPU"):
+            load(result.path, device="cuda")
+
+
+def test_entities_lines_template_trains_to_the_gold_spans(tmp_path):
+    from medner.backends.llm.train import train
+
+    result = train(tiny_config(tmp_path, template="entities-lines"), log=lambda _m: None,
+                   progress=False)
+    assert result.meta["dev_metrics"]["strict_f1"] == 1.0
+    assert result.meta["dev_metrics"]["notes"]["llm_hallucinations"] == 0
+    predicted = load(result.path).predict(DOCS)
+    assert [keys(p) for p in predicted] == [keys(d) for d in DOCS]
+
+
 def test_adapter_only_folder_loads_through_the_base(trained, tmp_path):
     _, result = trained
     folder = tmp_path / "adapter-only"
