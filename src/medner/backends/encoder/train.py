@@ -350,8 +350,14 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
         "log_history": state.log_history,
     }
 
+    # Every process saves through the Trainer: under FSDP or DeepSpeed ZeRO-3 the weights
+    # are sharded over the processes, and Trainer.save_model gathers them (process 0 writes).
+    staging = work_dir / "final"
+    trainer.save_model(str(staging))
+
     def write(folder: Path) -> None:
-        model.save_pretrained(str(folder), safe_serialization=True)
+        shutil.copytree(staging, folder, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("training_args.bin"))
         tokenizer.save_pretrained(str(folder))
         write_json(folder / LABELS_JSON, {"scheme": config.scheme, "tags": tags,
                                           "labels": list(data.schema.labels)})
@@ -362,7 +368,7 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
     if not trainer.is_world_process_zero():
         return TrainResult(Path(config.out).resolve(), meta)
     path = atomic_folder(config.out, write)
-    for checkpoint in work_dir.glob("checkpoint-*"):
+    for checkpoint in [staging, *work_dir.glob("checkpoint-*")]:
         shutil.rmtree(checkpoint, ignore_errors=True)
     if work_dir.exists() and not any(work_dir.iterdir()):
         work_dir.rmdir()

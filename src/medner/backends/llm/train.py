@@ -24,7 +24,13 @@ from medner.backends.encoder.folder import FORMAT_VERSION, MEDNER_JSON, atomic_f
 from medner.backends.encoder.train import load_data
 from medner.backends.llm.config import LLMConfig
 from medner.backends.llm.generate import encode_prompt
-from medner.backends.llm.model import LLMModel, cpu_supports_bf16, load_adapter_merged, load_base
+from medner.backends.llm.model import (
+    ADAPTER_FILES,
+    LLMModel,
+    cpu_supports_bf16,
+    load_adapter_merged,
+    load_base,
+)
 from medner.backends.llm.prompts import Task, document_tasks, get_template, render_prompt
 from medner.document import Document
 from medner.errors import ConfigError, MednerError
@@ -292,12 +298,19 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
         "log_history": state.log_history,
     }
 
+    # Every process saves the adapter through the Trainer: under FSDP or DeepSpeed ZeRO-3 the
+    # weights are sharded over the processes, and Trainer.save_model gathers them.
+    staging = work_dir / "final"
+    trainer.save_model(str(staging))
+
     def write(folder: Path) -> None:
         # With --merge the full weights take the top level (plain transformers loads them)
         # and the adapter moves to adapter/: transformers would otherwise see
         # adapter_config.json next to merged weights and apply the adapter twice.
         adapter_dir = folder / meta["adapter"]
-        model.save_pretrained(str(adapter_dir))  # adapter_config.json + adapter safetensors
+        adapter_dir.mkdir(parents=True, exist_ok=True)
+        for name in ADAPTER_FILES:
+            shutil.copy2(staging / name, adapter_dir / name)
         tokenizer.save_pretrained(str(folder))
         if config.merge:
             merged = load_adapter_merged(adapter_dir, config.base_model)
@@ -309,7 +322,7 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
     if not trainer.is_world_process_zero():
         return TrainResult(Path(config.out).resolve(), meta, model)
     path = atomic_folder(config.out, write)
-    for checkpoint in work_dir.glob("checkpoint-*"):
+    for checkpoint in [staging, *work_dir.glob("checkpoint-*")]:
         shutil.rmtree(checkpoint, ignore_errors=True)
     (work_dir / "README.md").unlink(missing_ok=True)  # trl's model card of the work folder
     if work_dir.exists() and not any(work_dir.iterdir()):
