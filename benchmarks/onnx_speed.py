@@ -1,5 +1,6 @@
-"""Encoder extraction speed and strict micro F1: torch (bf16 autocast) vs ONNX Runtime fp32 and
-int8, on the same documents. Needs ``medner export-onnx MODEL`` first (with int8).
+"""Encoder extraction speed and strict micro F1: torch (bf16 autocast, or fp32 on CPUs without
+native bf16) vs ONNX Runtime fp32 and int8, on the same documents. Needs ``medner export-onnx
+MODEL`` first (with int8).
 
     medner export-onnx runs/bc5cdr
     python benchmarks/onnx_speed.py runs/bc5cdr \
@@ -17,16 +18,18 @@ import os
 import time
 from pathlib import Path
 
+from machine import describe  # benchmarks/machine.py, beside this script
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def load_variant(model_dir: Path, variant: str, threads: int):
-    """The model under one runtime: "torch-bf16", "onnx-fp32" or "onnx-int8"."""
+    """The model under one runtime: "torch-bf16", "torch-fp32", "onnx-fp32" or "onnx-int8"."""
     from medner.backends.encoder.model import EncoderModel
     from medner.backends.encoder.onnx import FP32_FILE, INT8_FILE, ONNX_FOLDER, new_session
 
-    if variant == "torch-bf16":
-        return EncoderModel.load(model_dir, bf16=True, threads=threads)
+    if variant.startswith("torch-"):
+        return EncoderModel.load(model_dir, bf16=variant == "torch-bf16", threads=threads)
     model = EncoderModel.load(model_dir, threads=threads, runtime="onnx")
     file = model_dir / ONNX_FOLDER / (FP32_FILE if variant == "onnx-fp32" else INT8_FILE)
     if model.model.file != file:  # the runtime prefers int8; the benchmark picks the file
@@ -57,16 +60,22 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=200)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--variants", default="torch-bf16,onnx-fp32,onnx-int8")
+    parser.add_argument("--variants", default=None, help="comma-separated; default: "
+                        "torch-bf16 (torch-fp32 without native bf16),onnx-fp32,onnx-int8")
     args = parser.parse_args()
 
     from medner.io import read_corpus
     from medner.labels import apply_schema
 
     docs = read_corpus(args.pubtator).documents[:args.documents]
-    results: dict = {"model": str(args.model), "documents": len(docs), "threads": args.threads}
+    results: dict = {"machine": describe(), "model": str(args.model), "documents": len(docs),
+                     "threads": args.threads}
     reference = None
-    for variant in args.variants.split(","):
+    from medner.backends.encoder.predict import cpu_supports_bf16
+
+    torch_variant = "torch-bf16" if cpu_supports_bf16() else "torch-fp32"
+    variants = args.variants or f"{torch_variant},onnx-fp32,onnx-int8"
+    for variant in variants.split(","):
         model = load_variant(args.model, variant, args.threads)
         gold, _ = apply_schema(docs, model.schema)
         result, predicted = measure(model, docs, gold, args.repeats)
