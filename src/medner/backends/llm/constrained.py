@@ -164,6 +164,8 @@ class CopyConstraint:
                 head = _join(item, copied).lstrip()
                 if head and head in ntext:
                     out.append(tid)
+            if item and terminator == "\n" and self.eos is not None:
+                out.append(self.eos)  # the answer's last line ends at end-of-sequence
         # The item may end in a typed part of the terminator (" influences" of
         # " influences disease"): then only the rest of the terminator may follow.
         for j in range(1, len(terminator)):
