@@ -4,7 +4,8 @@ A task names its copy regions (``prompts.CopyRegion``: an opener regex and a ter
 e.g. the value after ``"text": "`` up to the closing quote. At each step, for each row,
 the logits processor finds whether the answer so far is inside a region; if so, only tokens
 that keep the region's content a substring of the input text, or that end the content with
-(a prefix of) the terminator, keep their scores. Outside regions (JSON syntax, labels,
+(a prefix of) the terminator, keep their scores; a region that ends at a line end may
+also end at end-of-sequence (the answer's last line). Outside regions (JSON syntax, labels,
 ``- `` bullets) the model is free.
 
 Comparison is on whitespace-normalised text (any whitespace run equals one space; leading
