@@ -79,21 +79,24 @@ def cmd_generate(args) -> dict:
     gold, _ = apply_schema(gold, model.schema)
     sample = dev_sample(gold, args.sample, args.seed)
     runs = {}
-    for constrained in (False, True):
-        model.constrained = constrained
+    settings = [("unconstrained", False, True), ("constrained", True, True)]
+    if args.without_repeat_stop:
+        settings.append(("unconstrained, no repeated-line stop", False, False))
+    for name, constrained, stop_repeats in settings:
+        model.constrained, model.stop_repeats = constrained, stop_repeats
         started = time.perf_counter()
         predicted = model.predict(sample)
         seconds = time.perf_counter() - started
         report = evaluate(sample, predicted, modes=("strict",), bootstrap=args.bootstrap,
                           notes=model.last_notes)
         strict = report.results["strict"].micro
-        runs["constrained" if constrained else "unconstrained"] = {
+        runs[name] = {
             "strict": strict.to_dict(),
             "relations": report.relations.micro.to_dict() if report.relations else None,
             "notes": model.last_notes, "generation": model.last_stats.to_dict(),
             "seconds": round(seconds, 1),
             "documents_per_second": round(len(sample) / seconds, 3)}
-        print(f"{'constrained' if constrained else 'unconstrained'}: strict F1 "
+        print(f"{name}: strict F1 "
               f"{100 * strict.f1:.2f}, hallucinations {model.last_notes['llm_hallucinations']},"
               f" {model.last_stats.tokens_per_second:.1f} tokens/s", file=sys.stderr)
     return {"command": "generate", "machine": describe(), "model": str(args.model),
@@ -128,12 +131,30 @@ def cmd_tokens(args) -> dict:
             "answer_tokens_median": statistics.median(answers),
             "answer_tokens_max": max(answers),
             "example_tokens_total": sum(totals),
-            "example_tokens_mean": round(statistics.mean(totals), 1)}
+            "example_tokens_mean": round(statistics.mean(totals), 1),
+            "padded_tokens": padded_tokens(totals, args.batch_size, args.seed)}
         print(f"{name}: {templates[name]['answer_tokens_mean']} answer tokens, "
               f"{templates[name]['example_tokens_mean']} tokens per example", file=sys.stderr)
     return {"command": "tokens", "machine": describe(), "data": str(args.data),
             "documents": len(docs), "base_model": args.base_model,
             "max_length": args.max_length, "templates": templates}
+
+
+def padded_tokens(lengths: list[int], batch_size: int, seed: int) -> dict:
+    """Tokens an epoch of right-padded micro-batches computes, in random order and in the
+    order of transformers' LengthGroupedSampler (``group_by_length``, the training default)."""
+    import torch
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    def padded(order: list[int]) -> int:
+        batches = [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
+        return sum(len(b) * max(lengths[i] for i in b) for b in batches)
+
+    shuffled = torch.randperm(len(lengths), generator=torch.Generator().manual_seed(seed))
+    grouped = LengthGroupedSampler(batch_size, lengths=lengths,
+                                   generator=torch.Generator().manual_seed(seed))
+    return {"batch_size": batch_size, "real": sum(lengths),
+            "random_order": padded(shuffled.tolist()), "group_by_length": padded(list(grouped))}
 
 
 def _memory_child(args) -> dict:
@@ -219,12 +240,17 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--seed", type=int, default=13)
     g.add_argument("--batch-size", type=int, default=8)
     g.add_argument("--bootstrap", type=int, default=1000)
+    g.add_argument("--without-repeat-stop", action="store_true", help="Also run unconstrained "
+                   "decoding without the repeated-line stop, to measure what the stop does.")
     k = sub.add_parser("tokens")
     k.add_argument("--data", required=True)
     k.add_argument("--template", action="append", required=True)
     k.add_argument("--labels", default="bc5cdr")
     k.add_argument("--base-model", default="smollm2-135m")
     k.add_argument("--max-length", type=int, default=1024)
+    k.add_argument("--batch-size", type=int, default=4, help="Micro-batch size for the "
+                   "padding count.")
+    k.add_argument("--seed", type=int, default=13)
     for name in ("memory", "_memory-child"):
         m = sub.add_parser(name)
         m.add_argument("--data", required=True)

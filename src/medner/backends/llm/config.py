@@ -69,6 +69,12 @@ class LLMConfig:
     scheduler: str = _f("cosine", "Learning-rate schedule after warmup (transformers name).")
     eval_steps: int | None = _f(None, "Evaluate (dev loss + generation F1) and checkpoint every "
                                 "N steps (default: once per epoch).")
+    group_by_length: bool = _f(True, "Batch examples of similar length together: less "
+                               "padding, so fewer wasted tokens per step.")
+    gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass: "
+                                      "less memory, slower steps. Worth it only when a large "
+                                      "model does not fit; small models on CPU train faster "
+                                      "without it.")
     logging_steps: int = _f(10, "Log the training loss every N steps.")
     seed: int = _f(13, "Random seed for LoRA init, data order, splitting and the dev sample.")
     bf16: bool | None = _f(None, "bf16 autocast. Default: on when the CPU supports bf16.")

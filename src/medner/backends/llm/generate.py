@@ -17,6 +17,8 @@ class GenerationStats:
     seconds: float = 0.0
     truncated: int = 0
     """Answers that hit ``max_new_tokens`` before end-of-sequence (parsed as far as they go)."""
+    repeat_stops: int = 0
+    """Answers ended at a line they had already written (``RepeatedLineStop``)."""
     constrained_steps: int = 0
     forced_exits: int = 0
     """Constrained steps where no copy could continue, so the item was closed."""
@@ -32,6 +34,7 @@ class GenerationStats:
         self.new_tokens += other.new_tokens
         self.seconds += other.seconds
         self.truncated += other.truncated
+        self.repeat_stops += other.repeat_stops
         self.constrained_steps += other.constrained_steps
         self.forced_exits += other.forced_exits
 
@@ -39,8 +42,51 @@ class GenerationStats:
         return {"prompts": self.prompts, "prompt_tokens": self.prompt_tokens,
                 "new_tokens": self.new_tokens, "seconds": round(self.seconds, 2),
                 "tokens_per_second": round(self.tokens_per_second, 2),
-                "truncated": self.truncated, "constrained_steps": self.constrained_steps,
+                "truncated": self.truncated, "repeat_stops": self.repeat_stops,
+                "constrained_steps": self.constrained_steps,
                 "forced_exits": self.forced_exits}
+
+
+class RepeatedLineStop:
+    """A stopping criterion that ends an answer when it completes a line it already wrote.
+
+    Every template's answer lists distinct lines (one entity, pair or list item each), so a
+    repeated line means greedy decoding has entered a loop; without this stop the loop runs
+    on to ``max_new_tokens`` and holds up its whole batch. Only rows whose last token holds a
+    newline are decoded, so the check costs little per step.
+    """
+
+    def __init__(self, tokenizer, prompt_width: int) -> None:
+        self.tokenizer = tokenizer
+        self.prompt_width = prompt_width
+        self.newline_ids = newline_token_ids(tokenizer)
+        self.stopped: set[int] = set()
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        for row in range(input_ids.shape[0]):
+            if int(input_ids[row, -1]) not in self.newline_ids:
+                continue
+            text = self.tokenizer.decode(input_ids[row, self.prompt_width:],
+                                         skip_special_tokens=True)
+            lines = [line.strip() for line in text.split("\n")[:-1] if line.strip()]
+            if len(lines) != len(set(lines)):
+                done[row] = True
+                self.stopped.add(row)
+        return done
+
+
+def newline_token_ids(tokenizer) -> frozenset[int]:
+    """Ids of the vocabulary's tokens whose text holds a newline (cached per tokenizer)."""
+    cached = getattr(tokenizer, "_medner_newline_ids", None)
+    if cached is None:
+        size = len(tokenizer)
+        texts = tokenizer.batch_decode([[i] for i in range(size)])
+        cached = frozenset(i for i, t in enumerate(texts) if "\n" in t)
+        tokenizer._medner_newline_ids = cached
+    return cached
 
 
 def encode_prompt(tokenizer, prompt: str) -> list[int]:
@@ -50,16 +96,18 @@ def encode_prompt(tokenizer, prompt: str) -> list[int]:
 
 def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, batch_size: int,
              bf16: bool = False, copy_inputs: Sequence[tuple[str, Sequence[CopyRegion]]] | None
-             = None, progress: bool = False) -> tuple[list[str], GenerationStats]:
+             = None, stop_repeats: bool = True, progress: bool = False
+             ) -> tuple[list[str], GenerationStats]:
     """Greedy answers for ``prompts`` (same order), decoded without special tokens.
 
     Prompts are batched by length (longest first) and left-padded. ``copy_inputs[i]`` =
     (input text, copy regions) turns on constrained decoding for prompt ``i``.
+    ``stop_repeats`` ends an answer at its first repeated line (``RepeatedLineStop``).
     """
     import contextlib
 
     import torch
-    from transformers import GenerationConfig, LogitsProcessorList
+    from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
     from medner.backends.llm.constrained import CopyConstraint
 
@@ -100,17 +148,24 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, b
                                             [copy_inputs[i][1] for i in batch], width,
                                             vocab_size, eos)
                 processors.append(constraint)
+            repeat_stop = RepeatedLineStop(tokenizer, width) if stop_repeats else None
+            stopping = StoppingCriteriaList([repeat_stop] if repeat_stop else [])
             started = time.perf_counter()
             with torch.inference_mode(), autocast:
                 out = model.generate(input_ids=ids.to(model.device),
                                      attention_mask=mask.to(model.device),
-                                     generation_config=config, logits_processor=processors)
+                                     generation_config=config, logits_processor=processors,
+                                     stopping_criteria=stopping)
             elapsed = time.perf_counter() - started
             stats.seconds += elapsed
             stats.batch_seconds.append(elapsed)
             for row, i in enumerate(batch):
                 new = out[row, width:].tolist()
-                if eos is not None and eos in new:
+                if repeat_stop is not None and row in repeat_stop.stopped:
+                    stats.repeat_stops += 1
+                    while new and new[-1] in (pad, eos):  # the row's padding after its stop
+                        new.pop()
+                elif eos is not None and eos in new:
                     new = new[: new.index(eos) + 1]
                 elif len(new) >= max_new_tokens:
                     stats.truncated += 1
@@ -132,4 +187,5 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, b
     return answers, stats
 
 
-__all__ = ["GenerationStats", "encode_prompt", "generate"]
+__all__ = ["GenerationStats", "RepeatedLineStop", "encode_prompt", "generate",
+           "newline_token_ids"]

@@ -141,6 +141,8 @@ class LLMModel:
         self.constrained = (bool(inference.get("constrained", False)) if constrained is None
                             else constrained)
         self.bf16 = cpu_supports_bf16() if bf16 is None else bf16
+        self.stop_repeats = True
+        """End an answer at its first repeated line (a greedy loop); off only to measure it."""
         self.template = get_template(meta["template"])
         self.tasks: list[Task] = self.template.build_tasks(self.schema)
         self.last_notes: dict[str, int] = {}
@@ -215,6 +217,7 @@ class LLMModel:
                                   max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
                                   bf16=self.bf16,
                                   copy_inputs=copy_inputs if self.constrained else None,
+                                  stop_repeats=self.stop_repeats,
                                   progress=progress)
         parsed: list[list[tuple[int, Parsed]]] = [[] for _ in documents]
         for (i, c, task), answer in zip(jobs, answers, strict=True):
@@ -250,6 +253,7 @@ class LLMModel:
             "llm_bad_lines": bad,
             "llm_unknown_labels": unknown,
             "llm_truncated_answers": stats.truncated,
+            "llm_repeat_stops": stats.repeat_stops,
             "llm_chunked_documents": sum(1 for p in pieces if len(p) > 1),
             "llm_forced_exits": stats.forced_exits,
             "llm_new_tokens": stats.new_tokens,
