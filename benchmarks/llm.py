@@ -9,8 +9,8 @@
     #    constrained decoding, on the same documents
     python benchmarks/llm.py generate runs/llm-bench \
         --data /data/bc5cdr/CDR_DevelopmentSet.PubTator.txt --sample 24
-    # 3. LoRA vs QLoRA (4-bit NF4): peak memory and seconds per optimiser step, each in its
-    #    own process so peak RSS is its own
+    # 3. LoRA vs QLoRA (4-bit NF4) vs LoRA with activation checkpointing: peak memory and
+    #    seconds per optimiser step, each in its own process so peak RSS is its own
     python benchmarks/llm.py memory --data /data/bc5cdr/CDR_TrainingSet.PubTator.txt
     # 4. what each template costs: prompt and answer tokens per document (exact counts)
     python benchmarks/llm.py tokens --data /data/bc5cdr/CDR_TrainingSet.PubTator.txt \
@@ -69,8 +69,8 @@ def cmd_train(args) -> dict:
 
 def cmd_generate(args) -> dict:
     from medner.backends import load
+    from medner.backends.llm.generate import repeat_cut
     from medner.backends.llm.train import dev_sample
-    from medner.evaluate import evaluate
     from medner.io import read_corpus
     from medner.labels import apply_schema
 
@@ -79,30 +79,56 @@ def cmd_generate(args) -> dict:
     gold, _ = apply_schema(gold, model.schema)
     sample = dev_sample(gold, args.sample, args.seed)
     runs = {}
-    settings = [("unconstrained", False, True), ("constrained", True, True)]
-    if args.without_repeat_stop:
-        settings.append(("unconstrained, no repeated-line stop", False, False))
-    for name, constrained, stop_repeats in settings:
-        model.constrained, model.stop_repeats = constrained, stop_repeats
+    patience = model.repeat_patience
+    # decoding without the loop stop first: its answers are cut afterwards to score each
+    # --simulate-patience value, exactly what the stop would have kept, at no decoding cost
+    settings = [("unconstrained, no loop stop", False, 0),
+                (f"unconstrained, loop stop after {patience}", False, patience),
+                (f"constrained, loop stop after {patience}", True, patience)]
+    unstopped: list[str] = []
+    for name, constrained, stop_after in settings:
+        model.constrained, model.repeat_patience = constrained, stop_after
         started = time.perf_counter()
         predicted = model.predict(sample)
         seconds = time.perf_counter() - started
-        report = evaluate(sample, predicted, modes=("strict",), bootstrap=args.bootstrap,
-                          notes=model.last_notes)
-        strict = report.results["strict"].micro
-        runs[name] = {
-            "strict": strict.to_dict(),
-            "relations": report.relations.micro.to_dict() if report.relations else None,
-            "notes": model.last_notes, "generation": model.last_stats.to_dict(),
-            "seconds": round(seconds, 1),
-            "documents_per_second": round(len(sample) / seconds, 3)}
-        print(f"{name}: strict F1 "
-              f"{100 * strict.f1:.2f}, hallucinations {model.last_notes['llm_hallucinations']},"
-              f" {model.last_stats.tokens_per_second:.1f} tokens/s", file=sys.stderr)
+        if not stop_after and not constrained:
+            unstopped = list(model.last_answers)
+        runs[name] = {**_score(sample, predicted, model, args.bootstrap),
+                      "generation": model.last_stats.to_dict(), "seconds": round(seconds, 1),
+                      "documents_per_second": round(len(sample) / seconds, 3)}
+        print(f"{name}: strict F1 {100 * runs[name]['strict']['f1']:.2f}, hallucinations "
+              f"{model.last_notes['llm_hallucinations']}, {len(sample) / seconds:.3f} "
+              "abstracts/s", file=sys.stderr)
+    simulated = {}
+    for value in args.simulate_patience or []:
+        cut = []
+        for answer in unstopped:
+            end = repeat_cut(answer, value)
+            cut.append(answer if end is None else answer[:end])
+        predicted = model.predict(sample, answers=cut)
+        kept = sum(len(model.tokenizer(a, add_special_tokens=False)["input_ids"]) for a in cut)
+        simulated[str(value)] = {**_score(sample, predicted, model, args.bootstrap),
+                                 "answers_cut": sum(a != c for a, c in zip(unstopped, cut,
+                                                                          strict=True)),
+                                 "answer_tokens_kept": kept}
+        print(f"loop stop after {value} (simulated): strict F1 "
+              f"{100 * simulated[str(value)]['strict']['f1']:.2f}", file=sys.stderr)
     return {"command": "generate", "machine": describe(), "model": str(args.model),
             "data": str(args.data), "sample": {"documents": len(sample), "of": len(gold),
                                                "seed": args.seed},
-            "batch_size": model.batch_size, "max_new_tokens": model.max_new_tokens, **runs}
+            "batch_size": model.batch_size, "max_new_tokens": model.max_new_tokens,
+            "runs": runs, "simulated_loop_stop": simulated}
+
+
+def _score(sample, predicted, model, bootstrap: int) -> dict:
+    from medner.evaluate import evaluate
+
+    report = evaluate(sample, predicted, modes=("strict",), bootstrap=bootstrap,
+                      notes=model.last_notes)
+    return {"strict": report.results["strict"].micro.to_dict(),
+            "relations": (report.relations.micro.to_dict()
+                          if report.relations and model.predicts_relations else None),
+            "notes": dict(model.last_notes)}
 
 
 def cmd_tokens(args) -> dict:
@@ -162,15 +188,16 @@ def _memory_child(args) -> dict:
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
-    from medner.backends.llm.model import load_base
+    from medner.backends.llm.model import cpu_supports_bf16, load_base
     from medner.backends.llm.prompts import get_template, render_prompt
     from medner.io import read_corpus
     from medner.labels import SCHEMAS, apply_schema
 
+    bf16 = cpu_supports_bf16()
     rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # noqa: E731
     torch.manual_seed(0)
     started = time.perf_counter()
-    _, model, tok = load_base(args.base_model, quantize=args.quantize, bf16=True,
+    _, model, tok = load_base(args.base_model, quantize=args.quantize, bf16=bf16,
                               log=lambda _m: None)
     load_seconds = time.perf_counter() - started
     rss_loaded = rss()
@@ -181,6 +208,8 @@ def _memory_child(args) -> dict:
                                                              "o_proj", "gate_proj", "up_proj",
                                                              "down_proj"],
                                              task_type="CAUSAL_LM"))
+    if args.checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     schema = SCHEMAS["bc5cdr"]
     docs, _ = apply_schema(read_corpus(args.data).documents[:64], schema)
     task = get_template("entities-json").build_tasks(schema)[0]
@@ -196,14 +225,15 @@ def _memory_child(args) -> dict:
     model.train()
     for _ in range(args.steps + 1):
         t = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = model(input_ids=batch, labels=batch).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
         times.append(time.perf_counter() - t)
     weights_mb = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
-    return {"quantize": args.quantize, "batch": list(batch.shape), "steps_timed": args.steps,
+    return {"quantize": args.quantize, "activation_checkpointing": args.checkpointing,
+            "bf16_autocast": bf16, "batch": list(batch.shape), "steps_timed": args.steps,
             "seconds_per_step": round(sum(times[1:]) / args.steps, 2),
             "first_step_seconds": round(times[0], 2), "load_seconds": round(load_seconds, 1),
             "rss_after_load_mb": round(rss_loaded, 1), "peak_rss_mb": round(rss(), 1),
@@ -212,12 +242,15 @@ def _memory_child(args) -> dict:
 
 def cmd_memory(args) -> dict:
     results = []
-    for quantize in (None, "4bit"):
+    # plain LoRA, QLoRA, and plain LoRA recomputing activations (trl's default, ours is off)
+    for quantize, checkpointing in ((None, False), ("4bit", False), (None, True)):
         cmd = [sys.executable, __file__, "_memory-child", "--data", str(args.data),
                "--base-model", args.base_model, "--steps", str(args.steps),
                "--batch", str(args.batch), "--length", str(args.length)]
         if quantize:
             cmd += ["--quantize", quantize]
+        if checkpointing:
+            cmd.append("--checkpointing")
         out = subprocess.run(cmd, check=True, capture_output=True, text=True)
         results.append(json.loads(out.stdout))
         print(json.dumps(results[-1]), file=sys.stderr)
@@ -240,8 +273,9 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--seed", type=int, default=13)
     g.add_argument("--batch-size", type=int, default=8)
     g.add_argument("--bootstrap", type=int, default=1000)
-    g.add_argument("--without-repeat-stop", action="store_true", help="Also run unconstrained "
-                   "decoding without the repeated-line stop, to measure what the stop does.")
+    g.add_argument("--simulate-patience", type=int, action="append", help="Also score the "
+                   "answers decoded without the loop stop as a stop after N repeated lines "
+                   "would have cut them (repeatable).")
     k = sub.add_parser("tokens")
     k.add_argument("--data", required=True)
     k.add_argument("--template", action="append", required=True)
@@ -259,6 +293,7 @@ def main(argv: list[str] | None = None) -> None:
         m.add_argument("--batch", type=int, default=4)
         m.add_argument("--length", type=int, default=256)
         m.add_argument("--quantize", default=None)
+        m.add_argument("--checkpointing", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "_memory-child":
         print(json.dumps(_memory_child(args)))

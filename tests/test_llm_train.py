@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -313,3 +314,20 @@ def test_llm_folders_serve_and_batch_like_encoder_folders(trained, tmp_path):
     assert run.documents == 2 and [keys(Document.from_dict(json.loads(line)))
                                    for line in out.read_text().splitlines()] == [keys(d)
                                                                                   for d in DOCS]
+
+
+def test_an_entities_template_reports_no_relation_score(trained):
+    from medner.backends.llm.train import generation_metrics
+    from medner.document import Relation
+
+    _, result = trained
+    model = load(result.path)
+    assert not model.predicts_relations
+    first = DOCS[0]
+    ids = [s.id or f"T{k}" for k, s in enumerate(first.spans)]
+    spans = tuple(replace(s, id=i) for s, i in zip(first.spans, ids, strict=True))
+    cid = Relation("CID", ids[0], ids[1], args="span")
+    gold = [replace(first, spans=spans, relations=(cid,)), DOCS[1]]
+    metrics = generation_metrics(model, gold)
+    assert metrics["strict_f1"] == 1.0
+    assert "relation_f1" not in metrics  # not 0.0: the template never asks for relations

@@ -17,6 +17,7 @@ from medner.backends.config_file import coerce_value, read_config_file
 from medner.errors import ConfigError
 
 Quantize = Literal["4bit"]
+DEFAULT_REPEAT_PATIENCE = 3
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -89,6 +90,9 @@ class LLMConfig:
     predict_batch_size: int = _f(8, "Prompts per generate() call.")
     max_prompt_tokens: int = _f(1536, "Documents whose prompt would exceed this are split at "
                                 "sentence ends into chunks (counted), never truncated.")
+    repeat_patience: int = _f(DEFAULT_REPEAT_PATIENCE, "End an answer after this many lines "
+                              "in a row that repeat earlier ones (a greedy loop, which would "
+                              "run to --max-new-tokens); 0: never.")
     constrained: bool = _f(False, "Constrained decoding: entity strings may only copy "
                            "substrings of the input text.")
 
@@ -110,6 +114,7 @@ class LLMConfig:
             (self.eval_sample is None or self.eval_sample >= 0, "eval_sample", "must be >= 0"),
             (self.max_new_tokens > 0, "max_new_tokens", "must be > 0"),
             (self.predict_batch_size > 0, "predict_batch_size", "must be > 0"),
+            (self.repeat_patience >= 0, "repeat_patience", "must be >= 0"),
             (self.max_prompt_tokens >= 32, "max_prompt_tokens", "must be at least 32"),
             (self.quantize in (None, "4bit"), "quantize", "must be 4bit or left out"),
         ]
@@ -169,5 +174,5 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     return config
 
 
-__all__ = ["DEFAULT_TARGETS", "LLMConfig", "coerce_config", "defaults", "field_help",
-           "field_types", "load_config"]
+__all__ = ["DEFAULT_REPEAT_PATIENCE", "DEFAULT_TARGETS", "LLMConfig", "coerce_config",
+           "defaults", "field_help", "field_types", "load_config"]

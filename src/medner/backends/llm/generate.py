@@ -18,7 +18,7 @@ class GenerationStats:
     truncated: int = 0
     """Answers that hit ``max_new_tokens`` before end-of-sequence (parsed as far as they go)."""
     repeat_stops: int = 0
-    """Answers ended at a line they had already written (``RepeatedLineStop``)."""
+    """Answers ended in a loop over their own lines (``RepeatedLineStop``)."""
     constrained_steps: int = 0
     forced_exits: int = 0
     """Constrained steps where no copy could continue, so the item was closed."""
@@ -48,17 +48,19 @@ class GenerationStats:
 
 
 class RepeatedLineStop:
-    """A stopping criterion that ends an answer when it completes a line it already wrote.
+    """A stopping criterion that ends an answer once it is looping over its own lines.
 
-    Every template's answer lists distinct lines (one entity, pair or list item each), so a
-    repeated line means greedy decoding has entered a loop; without this stop the loop runs
-    on to ``max_new_tokens`` and holds up its whole batch. Only rows whose last token holds a
+    Every template's answer lists distinct lines (one entity, pair or list item each). A
+    small model often repeats a line and then goes on with new ones, but ``patience`` repeats
+    in a row mean greedy decoding has entered a loop, which would otherwise run on to
+    ``max_new_tokens`` and hold up its whole batch. Only rows whose last token holds a
     newline are decoded, so the check costs little per step.
     """
 
-    def __init__(self, tokenizer, prompt_width: int) -> None:
+    def __init__(self, tokenizer, prompt_width: int, patience: int) -> None:
         self.tokenizer = tokenizer
         self.prompt_width = prompt_width
+        self.patience = patience
         self.newline_ids = newline_token_ids(tokenizer)
         self.stopped: set[int] = set()
 
@@ -71,11 +73,30 @@ class RepeatedLineStop:
                 continue
             text = self.tokenizer.decode(input_ids[row, self.prompt_width:],
                                          skip_special_tokens=True)
-            lines = [line.strip() for line in text.split("\n")[:-1] if line.strip()]
-            if len(lines) != len(set(lines)):
+            if repeat_cut(text, self.patience) is not None:
                 done[row] = True
                 self.stopped.add(row)
         return done
+
+
+def repeat_cut(text: str, patience: int) -> int | None:
+    """The end of the first run of ``patience`` complete lines in a row that each repeat an
+    earlier line of ``text`` (blank lines aside), or None when there is no such run."""
+    seen: set[str] = set()
+    run = position = 0
+    for line in text.split("\n")[:-1]:  # the last piece is not a complete line yet
+        position += len(line) + 1
+        key = line.strip()
+        if not key:
+            continue
+        if key in seen:
+            run += 1
+            if run >= patience:
+                return position
+        else:
+            run = 0
+            seen.add(key)
+    return None
 
 
 def newline_token_ids(tokenizer) -> frozenset[int]:
@@ -96,13 +117,14 @@ def encode_prompt(tokenizer, prompt: str) -> list[int]:
 
 def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, batch_size: int,
              bf16: bool = False, copy_inputs: Sequence[tuple[str, Sequence[CopyRegion]]] | None
-             = None, stop_repeats: bool = True, progress: bool = False
+             = None, repeat_patience: int = 0, progress: bool = False
              ) -> tuple[list[str], GenerationStats]:
     """Greedy answers for ``prompts`` (same order), decoded without special tokens.
 
     Prompts are batched by length (longest first) and left-padded. ``copy_inputs[i]`` =
     (input text, copy regions) turns on constrained decoding for prompt ``i``.
-    ``stop_repeats`` ends an answer at its first repeated line (``RepeatedLineStop``).
+    ``repeat_patience`` > 0 ends an answer after that many repeated lines in a row
+    (``RepeatedLineStop``).
     """
     import contextlib
 
@@ -148,7 +170,8 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, b
                                             [copy_inputs[i][1] for i in batch], width,
                                             vocab_size, eos)
                 processors.append(constraint)
-            repeat_stop = RepeatedLineStop(tokenizer, width) if stop_repeats else None
+            repeat_stop = (RepeatedLineStop(tokenizer, width, repeat_patience)
+                           if repeat_patience > 0 else None)
             stopping = StoppingCriteriaList([repeat_stop] if repeat_stop else [])
             started = time.perf_counter()
             with torch.inference_mode(), autocast:
@@ -188,4 +211,4 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, b
 
 
 __all__ = ["GenerationStats", "RepeatedLineStop", "encode_prompt", "generate",
-           "newline_token_ids"]
+           "newline_token_ids", "repeat_cut"]

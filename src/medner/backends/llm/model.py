@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from medner.backends.llm.config import DEFAULT_REPEAT_PATIENCE
 from medner.backends.llm.generate import GenerationStats, generate
 from medner.backends.llm.parse import GroundStats, Parsed, ground_document
 from medner.backends.llm.prompts import (
@@ -141,16 +142,23 @@ class LLMModel:
         self.constrained = (bool(inference.get("constrained", False)) if constrained is None
                             else constrained)
         self.bf16 = cpu_supports_bf16() if bf16 is None else bf16
-        self.stop_repeats = True
-        """End an answer at its first repeated line (a greedy loop); off only to measure it."""
+        self.repeat_patience = int(inference.get("repeat_patience", DEFAULT_REPEAT_PATIENCE))
+        """End an answer after this many repeated lines in a row (a greedy loop); 0: never."""
         self.template = get_template(meta["template"])
         self.tasks: list[Task] = self.template.build_tasks(self.schema)
         self.last_notes: dict[str, int] = {}
+        self.last_answers: list[str] = []
+        """The raw answers of the latest call, one per (document, chunk, task) prompt."""
         self.last_stats = GenerationStats()
 
     @property
     def schema(self) -> LabelSchema:
         return LabelSchema.from_dict(self.meta["schema"])
+
+    @property
+    def predicts_relations(self) -> bool:
+        """Whether the template asks for relations (else a relation score means nothing)."""
+        return any(task.kind == "relations" for task in self.tasks)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -199,8 +207,14 @@ class LLMModel:
         return loaded
 
     # ------------------------------------------------------------------ prediction
-    def predict(self, documents: Iterable[Document], *, progress: bool = False) -> list[Document]:
-        """Copies of the documents (same id, text) with predicted spans and relations."""
+    def predict(self, documents: Iterable[Document], *, progress: bool = False,
+                answers: Sequence[str] | None = None) -> list[Document]:
+        """Copies of the documents (same id, text) with predicted spans and relations.
+
+        ``answers`` (one per prompt, as in ``last_answers`` of a call on the same documents)
+        are parsed and grounded instead of generating: saved answers, cut or edited, are
+        scored again without the cost of decoding.
+        """
         documents = list(documents)
         pieces = [self._chunks(d.text) for d in documents]
         jobs: list[tuple[int, int, Task]] = []  # (document, chunk, task)
@@ -213,12 +227,17 @@ class LLMModel:
             chunk = documents[i].text[start:end]
             prompts.append(render_prompt(self.tokenizer, task.user_message(chunk, self.schema)))
             copy_inputs.append((chunk, task.copy_regions))
-        answers, stats = generate(self.model, self.tokenizer, prompts,
-                                  max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
-                                  bf16=self.bf16,
-                                  copy_inputs=copy_inputs if self.constrained else None,
-                                  stop_repeats=self.stop_repeats,
-                                  progress=progress)
+        if answers is not None:
+            if len(answers) != len(prompts):
+                raise MednerError(f"{len(answers)} answers given for {len(prompts)} prompts")
+            answers, stats = list(answers), GenerationStats(prompts=len(prompts))
+        else:
+            answers, stats = generate(
+                self.model, self.tokenizer, prompts, max_new_tokens=self.max_new_tokens,
+                batch_size=self.batch_size, bf16=self.bf16,
+                copy_inputs=copy_inputs if self.constrained else None,
+                repeat_patience=self.repeat_patience, progress=progress)
+        self.last_answers = answers
         parsed: list[list[tuple[int, Parsed]]] = [[] for _ in documents]
         for (i, c, task), answer in zip(jobs, answers, strict=True):
             parsed[i].append((c, task.parse(answer, self.schema)))

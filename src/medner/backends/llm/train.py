@@ -96,7 +96,7 @@ def generation_metrics(probe: LLMModel, gold: Sequence[Document]) -> dict[str, A
         "generation": probe.last_stats.to_dict(),
         "seconds": round(time.perf_counter() - started, 1),
     }
-    if report.relations is not None:
+    if report.relations is not None and probe.predicts_relations:
         out["relation_f1"] = report.relations.micro.f1
         out["relations"] = {**report.relations.micro.to_dict(),
                             "basis": report.relations.basis}
@@ -368,7 +368,8 @@ def model_card(meta: dict[str, Any]) -> str:
 
 def _inference(config: LLMConfig) -> dict[str, Any]:
     return {"max_new_tokens": config.max_new_tokens, "batch_size": config.predict_batch_size,
-            "max_prompt_tokens": config.max_prompt_tokens, "constrained": config.constrained}
+            "max_prompt_tokens": config.max_prompt_tokens, "constrained": config.constrained,
+            "repeat_patience": config.repeat_patience}
 
 
 def _step_of(checkpoint: str | None) -> int:
