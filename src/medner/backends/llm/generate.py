@@ -1,4 +1,5 @@
-"""Batched greedy decoding with the KV cache, optionally constrained to copy the input."""
+"""Batched greedy decoding with the KV cache, optionally constrained to copy the input, with
+a stop for answers that loop over their own lines."""
 
 from __future__ import annotations
 
