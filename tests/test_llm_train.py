@@ -331,3 +331,19 @@ def test_an_entities_template_reports_no_relation_score(trained):
     metrics = generation_metrics(model, gold)
     assert metrics["strict_f1"] == 1.0
     assert "relation_f1" not in metrics  # not 0.0: the template never asks for relations
+
+
+def test_saved_answers_score_again_without_decoding(trained):
+    _, result = trained
+    model = load(result.path)
+    assert model.repeat_patience == result.meta["inference"]["repeat_patience"] == 3
+    decoded = model.predict(DOCS)
+    answers = list(model.last_answers)
+    assert len(answers) == len(DOCS)
+    again = model.predict(DOCS, answers=answers)
+    assert [keys(d) for d in again] == [keys(d) for d in decoded] == [keys(d) for d in DOCS]
+    assert model.last_stats.new_tokens == 0  # nothing was decoded the second time
+    # the answers given are the ones used: empty lists give no spans
+    assert all(not d.spans for d in model.predict(DOCS, answers=["[]"] * len(DOCS)))
+    with pytest.raises(MednerError, match="1 answers given for 2 prompts"):
+        model.predict(DOCS, answers=answers[:1])
