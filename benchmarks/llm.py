@@ -5,8 +5,9 @@
         --set train=/data/bc5cdr/CDR_TrainingSet.PubTator.txt \
         --set dev=/data/bc5cdr/CDR_DevelopmentSet.PubTator.txt --set max_steps=40 \
         --set out=runs/llm-bench
-    # 2. generation on a dev sample: strict F1, hallucinations, tokens/s, unconstrained vs
-    #    constrained decoding, on the same documents
+    # 2. generation on a dev sample: strict F1, hallucinations, abstracts/s, without the loop
+    #    stop, with it, and constrained, on the same documents (--simulate-patience N also
+    #    scores the unstopped answers as cut by a stop after N repeated lines)
     python benchmarks/llm.py generate runs/llm-bench \
         --data /data/bc5cdr/CDR_DevelopmentSet.PubTator.txt --sample 24
     # 3. LoRA vs QLoRA (4-bit NF4) vs LoRA with activation checkpointing: peak memory and

@@ -55,7 +55,9 @@ class RepeatedLineStop:
     small model often repeats a line and then goes on with new ones, but ``patience`` repeats
     in a row mean greedy decoding has entered a loop, which would otherwise run on to
     ``max_new_tokens`` and hold up its whole batch. Only rows whose last token holds a
-    newline are decoded, so the check costs little per step.
+    newline are decoded, so the check costs little per step. It has the call signature of
+    transformers' ``StoppingCriteria`` without subclassing it, so that importing this module
+    does not import transformers.
     """
 
     def __init__(self, tokenizer, prompt_width: int, patience: int) -> None:
