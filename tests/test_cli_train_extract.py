@@ -156,3 +156,7 @@ def test_extract_refuses_llm_options_for_an_encoder_folder(model_dir: Path) -> N
     result = CliRunner().invoke(make_app(), ["extract", str(model_dir), "--constrained", TEXT])
     assert isinstance(result.exception, MednerError)
     assert "--constrained" in str(result.exception) and "encoder" in str(result.exception)
+    result = CliRunner().invoke(make_app(), ["extract", str(model_dir), "--repeat-patience", "2",
+                                             TEXT])
+    assert isinstance(result.exception, MednerError)
+    assert "--repeat-patience" in str(result.exception)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 pytest.importorskip("torch")
@@ -11,6 +13,7 @@ from test_llm_tiny import save_tiny_llm  # noqa: E402
 from medner.backends.llm.constrained import CopyConstraint, normalize  # noqa: E402
 from medner.backends.llm.generate import generate  # noqa: E402
 from medner.backends.llm.prompts import CopyRegion, get_template  # noqa: E402
+from medner.ground import ground  # noqa: E402
 from medner.labels import SCHEMAS  # noqa: E402
 
 TEXTS = [
@@ -49,8 +52,11 @@ def test_random_model_only_copies_substrings(tiny, seed):
                               copy_inputs=[(t, EVERY_LINE) for t in TEXTS])
     assert stats.constrained_steps > 0
     for text, answer in zip(TEXTS, answers, strict=True):
-        for line in answer.split("\n"):
+        lines = answer.split("\n")
+        for line in lines:
             assert normalize(line).strip() in normalize(text), (line, text)
+        for line in lines[:-1]:  # finished lines are whole words: grounding finds them
+            assert not line.strip() or ground(line.strip(), text), (line, text)
     # unconstrained, the same random model writes things that are not in the input
     assert any(normalize(line).strip() not in normalize(t)
                for t, a in zip(TEXTS, free, strict=True) for line in a.split("\n"))
@@ -117,3 +123,20 @@ def test_whitespace_in_the_input_is_normalised(tiny):
     assert " " in _allowed_strings(tok, c, "tremor,")
     assert any(s.startswith("p") for s in _allowed_strings(tok, c, "tremor, "))
     assert not any(s.startswith("p") for s in _allowed_strings(tok, c, "tremor,"))
+
+
+def test_copies_start_and_end_at_word_boundaries(tiny):
+    _, tok = tiny
+    text = "Cisplatin caused glomerulonephritis in rats (n=36)."
+    c = CopyConstraint(tok, [text], [EVERY_LINE], 0, len(tok), tok.eos_token_id)
+    openers = {s.lstrip() for s in _allowed_strings(tok, c, "")} - {""}
+    assert "C" in openers and "g" in openers and "n" in openers
+    assert "p" not in openers and "e" not in openers  # inside "Cisplatin", "glomerulo..."
+    for s in openers:
+        assert re.search(r"(?<!\w)" + re.escape(s), text) or not re.match(r"\w", s), s
+    for part in ("Cis", "glomerulo", "n=3"):  # a copy may not end inside a word
+        assert not any(s.startswith("\n") for s in _allowed_strings(tok, c, part)), part
+        assert tok.eos_token_id not in c.allowed(0), part
+    for whole in ("Cisplatin", "glomerulonephritis", "n=36", "(n=36)."):
+        assert any(s.startswith("\n") for s in _allowed_strings(tok, c, whole)), whole
+        assert tok.eos_token_id in c.allowed(0), whole

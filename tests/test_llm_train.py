@@ -279,13 +279,14 @@ def test_extract_and_evaluate_cli_take_constrained_for_llm_folders(trained, tmp_
 
     _, result = trained
     out = CliRunner().invoke(app, ["extract", str(result.path), "--constrained", "-f", "jsonl",
-                                   DOCS[0].text])
+                                   "--repeat-patience", "0", DOCS[0].text])
     assert out.exit_code == 0, out.output + repr(out.exception)
     assert keys(Document.from_dict(json.loads(out.stdout))) == keys(DOCS[0])
     gold = tmp_path / "gold.jsonl"
     write_corpus(DOCS, gold, "jsonl")
     out = CliRunner().invoke(app, ["evaluate", str(result.path), "--data", str(gold), "--free",
-                                   "--bootstrap", "0", "--output-format", "json"])
+                                   "--repeat-patience", "5", "--bootstrap", "0",
+                                   "--output-format", "json"])
     assert out.exit_code == 0, out.output + repr(out.exception)
     report = json.loads(out.stdout)
     assert report["entities"]["strict"]["micro"]["f1"] == 1.0
@@ -347,3 +348,12 @@ def test_saved_answers_score_again_without_decoding(trained):
     assert all(not d.spans for d in model.predict(DOCS, answers=["[]"] * len(DOCS)))
     with pytest.raises(MednerError, match="1 answers given for 2 prompts"):
         model.predict(DOCS, answers=answers[:1])
+
+
+def test_the_loop_stop_can_be_changed_at_load_time(trained):
+    _, result = trained
+    assert load(result.path, repeat_patience=0).repeat_patience == 0
+    assert load(result.path, repeat_patience=6).repeat_patience == 6
+    assert load(result.path).repeat_patience == 3  # as saved
+    with pytest.raises(MednerError, match="repeat_patience must be >= 0"):
+        load(result.path, repeat_patience=-1)

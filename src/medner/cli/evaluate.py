@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,7 +21,7 @@ MODES = ("strict", "exact", "partial", "type")
 
 
 def predict_with_model(
-    model_path: Path, gold: list[Document], constrained: bool | None = None
+    model_path: Path, gold: list[Document], **load_options: Any
 ) -> tuple[list[Document], list[Document], dict[str, int]]:
     """Run a saved model over the gold texts.
 
@@ -30,7 +30,7 @@ def predict_with_model(
     """
     from medner.backends import load  # torch is imported only when a model is used
 
-    model = load(model_path, constrained=constrained)
+    model = load(model_path, **load_options)
     gold, _ = apply_schema(gold, model.schema)
     predicted = model.predict(gold)
     return gold, predicted, dict(getattr(model, "last_notes", None) or {})
@@ -87,6 +87,15 @@ def evaluate_command(
             show_default=False,
         ),
     ] = None,
+    repeat_patience: Annotated[
+        int | None,
+        typer.Option(
+            "--repeat-patience",
+            help="With an LLM model: end an answer after this many repeated lines in a row; "
+            "0 never (default: as saved).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Score entities (P/R/F1 per label, micro/macro, 4 matching modes, 95% CIs) and relations.
 
@@ -111,7 +120,8 @@ def evaluate_command(
         if pred is not None:
             raise MednerError("give either GOLD PRED or MODEL --data GOLD, not both")
         gold = read_corpus(data, on_mismatch=on_mismatch).documents
-        gold, predicted, notes = predict_with_model(gold_or_model, gold, constrained)
+        gold, predicted, notes = predict_with_model(gold_or_model, gold, constrained=constrained,
+                                                     repeat_patience=repeat_patience)
         if save_predictions is not None:
             write_corpus(predicted, save_predictions)
     else:

@@ -116,6 +116,10 @@ def extract_command(
         "--constrained/--free", help="LLM models: only let entity strings copy the input "
         "text (constrained decoding), or decode freely. Default: as the model was saved.",
         show_default=False)] = None,
+    repeat_patience: Annotated[Optional[int], typer.Option(  # noqa: UP045
+        "--repeat-patience", help="LLM models: end an answer after this many lines in a row "
+        "that repeat earlier ones (a greedy loop); 0 never. Default: as the model was saved.",
+        show_default=False)] = None,
     runtime: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--runtime", help="Encoder models: torch (default) or onnx (ONNX Runtime, after "
         "`medner export-onnx MODEL`; pays on CPUs without bf16).", show_default=False)] = None,
@@ -149,7 +153,7 @@ def extract_command(
     texts = list(texts or [])
     files = list(input or [])
     load_options = {"batch_size": batch_size, "threads": threads, "constrained": constrained,
-                    "runtime": runtime, "device": device}
+                    "repeat_patience": repeat_patience, "runtime": runtime, "device": device}
     if engine == "ray":
         if texts or not files or output is None:
             raise MednerError("--engine ray needs --input FILE... and --output FOLDER (no "

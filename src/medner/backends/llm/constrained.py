@@ -8,6 +8,12 @@ that keep the region's content a substring of the input text, or that end the co
 also end at end-of-sequence (the answer's last line). Outside regions (JSON syntax, labels,
 ``- `` bullets) the model is free.
 
+Copies start and end at word boundaries, as grounding (``medner.ground``) wants them: a copy
+that begins with a letter or digit may not begin inside a word of the input, and one that
+ends with a letter or digit may only end where that word ends. Without this, the model
+copied "nephritis" out of "glomerulonephritis", which grounding then drops as a
+hallucination.
+
 Comparison is on whitespace-normalised text (any whitespace run equals one space; leading
 spaces of an item are free) because grounding treats whitespace the same way. Known limits:
 a character that the tokenizer spells with several byte tokens (non-ASCII in byte-level BPE)
@@ -82,14 +88,42 @@ class Vocabulary:
         return [tid for tid, _, _ in self._ends[key]]
 
 
+def _is_word(char: str) -> bool:
+    return char.isalnum() or char == "_"  # the characters of regex ``\w``, as grounding uses
+
+
+def _copy_starts(item: str, text: str) -> list[int]:
+    """Offsets of every occurrence of ``item`` in ``text`` (overlapping ones too) that does not
+    begin inside a word; an item that starts with punctuation may begin anywhere."""
+    if not item:
+        return []
+    free_start = not _is_word(item[0])
+    starts = []
+    at = text.find(item)
+    while at != -1:
+        if free_start or at == 0 or not _is_word(text[at - 1]):
+            starts.append(at)
+        at = text.find(item, at + 1)
+    return starts
+
+
+def _is_whole_copy(item: str, text: str) -> bool:
+    """``item`` occurs in ``text`` starting and ending at word boundaries."""
+    if not item:
+        return False
+    free_end = not _is_word(item[-1])
+    return any(free_end or at + len(item) == len(text) or not _is_word(text[at + len(item)])
+               for at in _copy_starts(item, text))
+
+
 @dataclass
 class _Row:
     text: str
     """Normalised input text."""
     by_first: dict[str, list[tuple[int, str]]]
     """Tokens whose (left-stripped) string occurs in the text, bucketed by first character."""
-    blank: list[int]
-    """Whitespace-only tokens (free at the start of an item)."""
+    openers: list[tuple[int, str]]
+    """Tokens that may begin a copy: their left-stripped string occurs at a word start."""
 
 
 class CopyConstraint:
@@ -114,16 +148,16 @@ class CopyConstraint:
     def _row(self, text: str) -> _Row:
         ntext = normalize(text)
         by_first: dict[str, list[tuple[int, str]]] = defaultdict(list)
-        blank = []
+        openers = []
         for tid, s in enumerate(self.vocab.strings):
             if not s:
                 continue
             stripped = s.lstrip()
-            if not stripped:
-                blank.append(tid)
             if stripped in ntext:  # "" always is: whitespace may continue a copy too
                 by_first[s[0]].append((tid, s))
-        return _Row(ntext, dict(by_first), blank)
+                if not stripped or _copy_starts(stripped, ntext):
+                    openers.append((tid, s))
+        return _Row(ntext, dict(by_first), openers)
 
     # ------------------------------------------------------------------ state
     def _open_region(self, i: int) -> tuple[str, str] | None:
@@ -152,27 +186,27 @@ class CopyConstraint:
         ntext = row.text
         item = normalize(content).lstrip()
         out: list[int] = []
-        if item == "" or item in ntext:  # copying: continue the copy, or end it
+        starts = _copy_starts(item, ntext)
+        if item == "" or starts:  # copying: continue the copy, or end it
             if item == "":
-                candidates = [t for bucket in row.by_first.values() for t in bucket]
+                candidates = row.openers
             else:
                 # The next characters must continue an occurrence of item in the text.
-                nexts = {ntext[m.end()] for m in re.finditer(re.escape(item), ntext)
-                         if m.end() < len(ntext)}
+                nexts = {ntext[at + len(item)] for at in starts if at + len(item) < len(ntext)}
                 candidates = [t for ch in nexts for t in row.by_first.get(ch, ())]
-            out += [tid for tid, s in candidates if _join(item, s).lstrip() in ntext]
+            out += [tid for tid, s in candidates
+                    if not _join(item, s).strip() or _copy_starts(_join(item, s).lstrip(), ntext)]
             for tid, _, copied in self.vocab.ending(terminator):
-                head = _join(item, copied).lstrip()
-                if head and head in ntext:
+                if _is_whole_copy(_join(item, copied).strip(), ntext):
                     out.append(tid)
-            if item and terminator == "\n" and self.eos is not None:
+            if terminator == "\n" and self.eos is not None and _is_whole_copy(item.rstrip(), ntext):
                 out.append(self.eos)  # the answer's last line ends at end-of-sequence
         # The item may end in a typed part of the terminator (" influences" of
         # " influences disease"): then only the rest of the terminator may follow.
         for j in range(1, len(terminator)):
             part = terminator[:j]
             head = item[: -len(part)] if item.endswith(part) else ""
-            if head.strip() and head.rstrip() in ntext:
+            if _is_whole_copy(head.strip(), ntext):
                 out += self.vocab.completing(terminator[j:])
         if not out:
             self.forced_exits += 1

@@ -130,7 +130,7 @@ class LLMModel:
 
     def __init__(self, model, tokenizer, meta: dict[str, Any], *, bf16: bool | None = None,
                  batch_size: int | None = None, constrained: bool | None = None,
-                 path: str | None = None) -> None:
+                 repeat_patience: int | None = None, path: str | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.meta = meta
@@ -142,7 +142,12 @@ class LLMModel:
         self.constrained = (bool(inference.get("constrained", False)) if constrained is None
                             else constrained)
         self.bf16 = cpu_supports_bf16() if bf16 is None else bf16
-        self.repeat_patience = int(inference.get("repeat_patience", DEFAULT_REPEAT_PATIENCE))
+        if repeat_patience is None:
+            repeat_patience = int(inference.get("repeat_patience", DEFAULT_REPEAT_PATIENCE))
+        if repeat_patience < 0:
+            raise MednerError(f"repeat_patience must be >= 0 (0 turns the loop stop off), "
+                              f"not {repeat_patience}")
+        self.repeat_patience = repeat_patience
         """End an answer after this many repeated lines in a row (a greedy loop); 0: never."""
         self.template = get_template(meta["template"])
         self.tasks: list[Task] = self.template.build_tasks(self.schema)
@@ -167,8 +172,9 @@ class LLMModel:
     @classmethod
     def load(cls, path: str | Path, *, bf16: bool | None = None, batch_size: int | None = None,
              threads: int | None = None, constrained: bool | None = None,
-             device: str | None = None) -> LLMModel:
-        """``device`` ("cuda", "cuda:1", ...) puts the model there (default: CPU)."""
+             device: str | None = None, repeat_patience: int | None = None) -> LLMModel:
+        """``device`` ("cuda", "cuda:1", ...) puts the model there (default: CPU);
+        ``repeat_patience`` overrides the saved loop stop (0 turns it off)."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -199,7 +205,8 @@ class LLMModel:
         prepare_tokenizer(tokenizer)
         model = move_to_device(model, device, folder)
         loaded = cls(model, tokenizer, meta, bf16=bf16, batch_size=batch_size,
-                     constrained=constrained, path=str(folder))
+                     constrained=constrained, repeat_patience=repeat_patience,
+                     path=str(folder))
         if loaded.bf16:
             # Cast once: autocast would re-cast every frozen fp32 weight at every decoding
             # step, which costs more than the bf16 matmuls save.
