@@ -83,17 +83,23 @@ def cmd_generate(args) -> dict:
     patience = model.repeat_patience
     # decoding without the loop stop first: its answers are cut afterwards to score each
     # --simulate-patience value, exactly what the stop would have kept, at no decoding cost
-    settings = [("unconstrained, no loop stop", False, 0),
-                (f"unconstrained, loop stop after {patience}", False, patience),
-                (f"constrained, loop stop after {patience}", True, patience)]
+    settings = {"free": ("unconstrained, no loop stop", False, 0),
+                "stop": (f"unconstrained, loop stop after {patience}", False, patience),
+                "constrained": (f"constrained, loop stop after {patience}", True, patience)}
+    chosen = args.run or list(settings)
+    if args.simulate_patience and "free" not in chosen:
+        raise SystemExit("--simulate-patience cuts the answers of the 'free' run: add --run free")
     unstopped: list[str] = []
-    for name, constrained, stop_after in settings:
+    answers: dict[str, list[dict]] = {}
+    for name, constrained, stop_after in (settings[key] for key in chosen):
         model.constrained, model.repeat_patience = constrained, stop_after
         started = time.perf_counter()
         predicted = model.predict(sample)
         seconds = time.perf_counter() - started
         if not stop_after and not constrained:
             unstopped = list(model.last_answers)
+        answers[name] = [{"id": doc.id, "answer": answer}
+                         for doc, answer in zip(sample, model.last_answers, strict=True)]
         runs[name] = {**_score(sample, predicted, model, args.bootstrap),
                       "generation": model.last_stats.to_dict(), "seconds": round(seconds, 1),
                       "documents_per_second": round(len(sample) / seconds, 3)}
@@ -114,6 +120,8 @@ def cmd_generate(args) -> dict:
                                  "answer_tokens_kept": kept}
         print(f"loop stop after {value} (simulated): strict F1 "
               f"{100 * simulated[str(value)]['strict']['f1']:.2f}", file=sys.stderr)
+    if args.answers:  # the raw answers, for reading the errors
+        Path(args.answers).write_text(json.dumps(answers, indent=1), encoding="utf-8")
     return {"command": "generate", "machine": describe(), "model": str(args.model),
             "data": str(args.data), "sample": {"documents": len(sample), "of": len(gold),
                                                "seed": args.seed},
@@ -274,6 +282,10 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--seed", type=int, default=13)
     g.add_argument("--batch-size", type=int, default=8)
     g.add_argument("--bootstrap", type=int, default=1000)
+    g.add_argument("--run", action="append", choices=("free", "stop", "constrained"),
+                   help="Decoding settings to run (repeatable; default all three): free "
+                   "(no loop stop), stop (loop stop), constrained (copying + loop stop).")
+    g.add_argument("--answers", help="Write each run's raw answers here (JSON).")
     g.add_argument("--simulate-patience", type=int, action="append", help="Also score the "
                    "answers decoded without the loop stop as a stop after N repeated lines "
                    "would have cut them (repeatable).")

@@ -160,3 +160,20 @@ def test_extract_refuses_llm_options_for_an_encoder_folder(model_dir: Path) -> N
                                              TEXT])
     assert isinstance(result.exception, MednerError)
     assert "--repeat-patience" in str(result.exception)
+
+
+def test_abbreviations_option_propagates_a_tagged_long_form(model_dir: Path) -> None:
+    from medner.abbreviations import propagate_all
+    from medner.backends import load
+
+    text = "she was suffering from Malaria (ML) and fits; ML came back with fever"
+    docs = [Document("m", text)]
+    plain = load(model_dir, abbreviations=False).predict(docs)
+    assert "Malaria" in [s.text for s in plain[0].spans]
+    assert [s.text for s in plain[0].spans].count("ML") < 2  # the tiny model misses one
+    with_abbreviations = load(model_dir, abbreviations=True).predict(docs)
+    assert with_abbreviations == propagate_all(plain)
+    assert [s.text for s in with_abbreviations[0].spans].count("ML") == 2
+    result = CliRunner().invoke(make_app(), ["extract", str(model_dir), "--abbreviations", text])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert result.output.count("Entity: ML, Label: DISEASE") == 1  # the untagged use

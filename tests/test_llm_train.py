@@ -357,3 +357,15 @@ def test_the_loop_stop_can_be_changed_at_load_time(trained):
     assert load(result.path).repeat_patience == 3  # as saved
     with pytest.raises(MednerError, match="repeat_patience must be >= 0"):
         load(result.path, repeat_patience=-1)
+
+
+def test_abbreviations_of_a_grounded_long_form_are_tagged(trained):
+    _, result = trained
+    text = "Valproic acid (VPA) caused nephrotoxicity; VPA levels rose."
+    answer = '[{"text": "Valproic acid", "label": "Chemical"}]'
+    doc = Document("v", text)
+    plain = load(result.path).predict([doc], answers=[answer])[0]
+    assert [s.text for s in plain.spans] == ["Valproic acid"]  # saved without the option
+    tagged = load(result.path, abbreviations=True).predict([doc], answers=[answer])[0]
+    assert [(s.text, s.label) for s in tagged.spans] == [
+        ("Valproic acid", "Chemical"), ("VPA", "Chemical"), ("VPA", "Chemical")]

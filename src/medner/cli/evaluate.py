@@ -96,6 +96,15 @@ def evaluate_command(
             show_default=False,
         ),
     ] = None,
+    abbreviations: Annotated[
+        bool | None,
+        typer.Option(
+            "--abbreviations/--no-abbreviations",
+            help="With a model: tag every use of an abbreviation whose long form was tagged, "
+            "or not (default: as saved).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Score entities (P/R/F1 per label, micro/macro, 4 matching modes, 95% CIs) and relations.
 
@@ -121,7 +130,8 @@ def evaluate_command(
             raise MednerError("give either GOLD PRED or MODEL --data GOLD, not both")
         gold = read_corpus(data, on_mismatch=on_mismatch).documents
         gold, predicted, notes = predict_with_model(gold_or_model, gold, constrained=constrained,
-                                                     repeat_patience=repeat_patience)
+                                                     repeat_patience=repeat_patience,
+                                                     abbreviations=abbreviations)
         if save_predictions is not None:
             write_corpus(predicted, save_predictions)
     else:

@@ -120,6 +120,10 @@ def extract_command(
         "--repeat-patience", help="LLM models: end an answer after this many lines in a row "
         "that repeat earlier ones (a greedy loop); 0 never. Default: as the model was saved.",
         show_default=False)] = None,
+    abbreviations: Annotated[Optional[bool], typer.Option(  # noqa: UP045
+        "--abbreviations/--no-abbreviations", help="Tag every use of an abbreviation whose "
+        "long form was tagged ('puromycin aminonucleoside (PAN)' labels each 'PAN'), or not. "
+        "Default: as the model was saved.", show_default=False)] = None,
     runtime: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--runtime", help="Encoder models: torch (default) or onnx (ONNX Runtime, after "
         "`medner export-onnx MODEL`; pays on CPUs without bf16).", show_default=False)] = None,
@@ -153,7 +157,8 @@ def extract_command(
     texts = list(texts or [])
     files = list(input or [])
     load_options = {"batch_size": batch_size, "threads": threads, "constrained": constrained,
-                    "repeat_patience": repeat_patience, "runtime": runtime, "device": device}
+                    "repeat_patience": repeat_patience, "abbreviations": abbreviations,
+                    "runtime": runtime, "device": device}
     if engine == "ray":
         if texts or not files or output is None:
             raise MednerError("--engine ray needs --input FILE... and --output FOLDER (no "

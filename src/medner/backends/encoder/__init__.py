@@ -19,13 +19,16 @@ from medner.backends.encoder.config import EncoderConfig, load_config
 
 
 def load(path: str | Path, *, bf16: bool | None = None, batch_size: int | None = None,
-         threads: int | None = None, runtime: str | None = None, device: str | None = None):
+         threads: int | None = None, runtime: str | None = None, device: str | None = None,
+         abbreviations: bool | None = None):
     """Load a trained encoder folder (an ``EncoderModel``); ``runtime``: "torch" (default) or
-    "onnx" (the graph written by ``medner export-onnx``); ``device``: the torch device."""
+    "onnx" (the graph written by ``medner export-onnx``); ``device``: the torch device;
+    ``abbreviations``: propagate labels to abbreviations (default: as saved)."""
     from medner.backends.encoder.model import EncoderModel
 
     return EncoderModel.load(path, bf16=bf16, batch_size=batch_size, threads=threads,
-                             runtime=runtime or "torch", device=device)
+                             runtime=runtime or "torch", device=device,
+                             abbreviations=abbreviations)
 
 
 __all__ = ["EncoderConfig", "load", "load_config"]

@@ -12,6 +12,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from medner.abbreviations import DEFAULT_ABBREVIATIONS
 from medner.backends.config_file import coerce_value, read_config_file
 from medner.errors import ConfigError
 
@@ -54,6 +55,10 @@ class EncoderConfig:
     window_merge: Merge = _f("center", "How overlapping windows are merged at prediction: 'center' "
                       "keeps, for each word, the window where it is furthest from an edge; "
                       "'mean' averages the windows' probabilities.", choices=("center", "mean"))
+    abbreviations: bool = _f(DEFAULT_ABBREVIATIONS, "After predicting, tag every use of an "
+                             "abbreviation whose long form was tagged: 'puromycin "
+                             "aminonucleoside (PAN)' labels each later 'PAN' (Schwartz & "
+                             "Hearst definitions).")
     propagate: bool = _f(False, "After decoding, also tag other occurrences of a mention found "
                          "in the same document (same words, case-insensitive).")
     # --- optimisation ---------------------------------------------------------

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from medner.abbreviations import propagate_all
 from medner.backends.encoder.align import tokenize_documents
 from medner.backends.encoder.decode import Decoder
 from medner.backends.encoder.folder import check_folder, move_to_device
@@ -35,7 +36,7 @@ class EncoderModel:
 
     def __init__(self, model, tokenizer, meta: dict[str, Any], *, bf16: bool | None = None,
                  batch_size: int | None = None, path: str | None = None,
-                 runtime: str = "torch") -> None:
+                 runtime: str = "torch", abbreviations: bool | None = None) -> None:
         self.model = model
         self.runtime = runtime
         self.tokenizer = tokenizer
@@ -53,6 +54,9 @@ class EncoderModel:
         self.bf16 = runtime == "torch" and (cpu_supports_bf16() if bf16 is None else bf16)
         self.decoder = Decoder(self.tags, self.scheme, bool(inference.get("constrained", True)))
         self.propagate = bool(inference.get("propagate", False))
+        # folders saved before the option existed predicted without it
+        self.abbreviations = (bool(inference.get("abbreviations", False))
+                              if abbreviations is None else abbreviations)
         _, self.n_special = special_layout(tokenizer)
 
     @property
@@ -66,9 +70,10 @@ class EncoderModel:
     @classmethod
     def load(cls, path: str | Path, *, bf16: bool | None = None, batch_size: int | None = None,
              threads: int | None = None, runtime: str = "torch",
-             device: str | None = None) -> EncoderModel:
+             device: str | None = None, abbreviations: bool | None = None) -> EncoderModel:
         """``runtime="onnx"`` runs the folder's ``medner export-onnx`` graph in ONNX Runtime;
-        ``device`` ("cuda", "cuda:1", ...) puts the torch model there (default: CPU)."""
+        ``device`` ("cuda", "cuda:1", ...) puts the torch model there (default: CPU);
+        ``abbreviations`` overrides the saved abbreviation propagation."""
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
         if runtime not in RUNTIMES:
@@ -113,7 +118,7 @@ class EncoderModel:
         if runtime == "torch":
             model = move_to_device(model, device, folder)
         return cls(model, tokenizer, meta, bf16=bf16, batch_size=batch_size, path=str(folder),
-                   runtime=runtime)
+                   runtime=runtime, abbreviations=abbreviations)
 
     def predict_spans(self, texts: Sequence[str], *, progress: bool = False) -> list[list]:
         tokenized = tokenize_documents(self.tokenizer, list(texts))
@@ -134,7 +139,8 @@ class EncoderModel:
         """Copies of the documents (same id, text, metadata) with predicted spans instead."""
         documents = list(documents)
         spans = self.predict_spans([d.text for d in documents], progress=progress)
-        return [replace(d, relations=()).with_spans(s) for d, s in zip(documents, spans,
-                                                                          strict=True)]
+        predicted = [replace(d, relations=()).with_spans(s) for d, s in zip(documents, spans,
+                                                                               strict=True)]
+        return propagate_all(predicted) if self.abbreviations else predicted
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from medner.abbreviations import propagate_all
 from medner.backends.encoder.align import (
     AlignmentReport,
     Tokenized,
@@ -249,6 +250,8 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
         spans = decode_documents(dev_texts, dev_tok, dev_items, logprobs, decoder,
                                  config.window_merge, config.propagate)
         predicted = [d.with_spans(s) for d, s in zip(data.dev, spans, strict=True)]
+        if config.abbreviations:
+            predicted = propagate_all(predicted)
         micro = score(data.dev, predicted)["micro"]
         return {"f1": float(micro["f1"]), "precision": float(micro["precision"]),
                 "recall": float(micro["recall"])}
@@ -379,7 +382,8 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
 def _inference(config: EncoderConfig, stride: int) -> dict[str, Any]:
     return {"max_length": config.predict_max_length, "stride": stride,
             "window_merge": config.window_merge, "batch_size": config.predict_batch_size,
-            "constrained": True, "propagate": config.propagate}
+            "constrained": True, "propagate": config.propagate,
+            "abbreviations": config.abbreviations}
 
 
 def _step_of(checkpoint: str | None) -> int | None:

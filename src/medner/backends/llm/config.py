@@ -13,6 +13,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from medner.abbreviations import DEFAULT_ABBREVIATIONS
 from medner.backends.config_file import coerce_value, read_config_file
 from medner.errors import ConfigError
 
@@ -93,6 +94,10 @@ class LLMConfig:
     repeat_patience: int = _f(DEFAULT_REPEAT_PATIENCE, "End an answer after this many lines "
                               "in a row that repeat earlier ones (a greedy loop, which would "
                               "run to --max-new-tokens); 0: never.")
+    abbreviations: bool = _f(DEFAULT_ABBREVIATIONS, "After predicting, tag every use of an "
+                             "abbreviation whose long form was tagged: 'puromycin "
+                             "aminonucleoside (PAN)' labels each later 'PAN' (Schwartz & "
+                             "Hearst definitions).")
     constrained: bool = _f(False, "Constrained decoding: entity strings may only copy "
                            "substrings of the input text.")
 

@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from medner.abbreviations import propagate_abbreviations
 from medner.backends.llm.config import DEFAULT_REPEAT_PATIENCE
 from medner.backends.llm.generate import GenerationStats, generate
 from medner.backends.llm.parse import GroundStats, Parsed, ground_document
@@ -130,7 +131,8 @@ class LLMModel:
 
     def __init__(self, model, tokenizer, meta: dict[str, Any], *, bf16: bool | None = None,
                  batch_size: int | None = None, constrained: bool | None = None,
-                 repeat_patience: int | None = None, path: str | None = None) -> None:
+                 repeat_patience: int | None = None, abbreviations: bool | None = None,
+                 path: str | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.meta = meta
@@ -149,6 +151,9 @@ class LLMModel:
                               f"not {repeat_patience}")
         self.repeat_patience = repeat_patience
         """End an answer after this many repeated lines in a row (a greedy loop); 0: never."""
+        # folders saved before the option existed predicted without it
+        self.abbreviations = (bool(inference.get("abbreviations", False))
+                              if abbreviations is None else abbreviations)
         self.template = get_template(meta["template"])
         self.tasks: list[Task] = self.template.build_tasks(self.schema)
         self.last_notes: dict[str, int] = {}
@@ -172,9 +177,11 @@ class LLMModel:
     @classmethod
     def load(cls, path: str | Path, *, bf16: bool | None = None, batch_size: int | None = None,
              threads: int | None = None, constrained: bool | None = None,
-             device: str | None = None, repeat_patience: int | None = None) -> LLMModel:
+             device: str | None = None, repeat_patience: int | None = None,
+             abbreviations: bool | None = None) -> LLMModel:
         """``device`` ("cuda", "cuda:1", ...) puts the model there (default: CPU);
-        ``repeat_patience`` overrides the saved loop stop (0 turns it off)."""
+        ``repeat_patience`` overrides the saved loop stop (0 turns it off), ``abbreviations``
+        the saved abbreviation propagation."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -206,7 +213,7 @@ class LLMModel:
         model = move_to_device(model, device, folder)
         loaded = cls(model, tokenizer, meta, bf16=bf16, batch_size=batch_size,
                      constrained=constrained, repeat_patience=repeat_patience,
-                     path=str(folder))
+                     abbreviations=abbreviations, path=str(folder))
         if loaded.bf16:
             # Cast once: autocast would re-cast every frozen fp32 weight at every decoding
             # step, which costs more than the bf16 matmuls save.
@@ -270,6 +277,8 @@ class LLMModel:
                       "bad_lines": doc_bad, "unknown_labels": doc_unknown,
                       "chunks": len(chunks)}
             predicted = _merge_chunks(doc, grounded)
+            if self.abbreviations:
+                predicted = propagate_abbreviations(predicted)
             out.append(replace(predicted, metadata={**doc.metadata, "llm": counts}))
         self.last_stats = stats
         self.last_notes = {

@@ -370,7 +370,7 @@ def model_card(meta: dict[str, Any]) -> str:
 def _inference(config: LLMConfig) -> dict[str, Any]:
     return {"max_new_tokens": config.max_new_tokens, "batch_size": config.predict_batch_size,
             "max_prompt_tokens": config.max_prompt_tokens, "constrained": config.constrained,
-            "repeat_patience": config.repeat_patience}
+            "repeat_patience": config.repeat_patience, "abbreviations": config.abbreviations}
 
 
 def _step_of(checkpoint: str | None) -> int:

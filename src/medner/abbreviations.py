@@ -1,0 +1,135 @@
+"""Abbreviations defined in a text ("puromycin aminonucleoside (PAN)"), and label propagation
+from a predicted long form to every mention of its short form.
+
+Abstracts define an abbreviation once and then use it; a model that tags the long form often
+misses some later uses of the short form. On BC5CDR dev, when a long form is a gold entity,
+700 of the 708 uses of its short form are gold mentions with the same label.
+
+The detector is Schwartz & Hearst's algorithm (PSB 2003, "A simple algorithm for identifying
+abbreviation definitions in biomedical text"). It is written here, not imported, because the
+tool we need returns character offsets: the PyPI package ``abbreviations`` returns bare
+strings and calls ``logging.basicConfig`` at import (it would reconfigure the CLI's logging),
+and scispaCy's ``AbbreviationDetector`` needs a spaCy pipeline and scispaCy's heavy extras.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from medner.document import Document, Span
+from medner.ground import find_all
+
+DEFAULT_ABBREVIATIONS = False
+"""Whether newly trained models propagate labels to abbreviations (saved in each folder)."""
+
+_SENTENCE_END = re.compile(r"[.!?;]\s")
+_WORD = re.compile(r"\S+")
+
+
+@dataclass(frozen=True)
+class Abbreviation:
+    short: tuple[int, int]
+    """Character offsets of the short form inside the parentheses."""
+    long: tuple[int, int]
+    """Character offsets of its long form, just before the parentheses."""
+
+
+def _short_form_ok(candidate: str) -> bool:
+    """Schwartz & Hearst's conditions on a short form: 2-10 characters, at most two words,
+    starts with a letter or digit and holds a letter."""
+    return (2 <= len(candidate) <= 10 and len(candidate.split()) <= 2
+            and candidate[0].isalnum() and any(c.isalpha() for c in candidate))
+
+
+def _long_form_start(short: str, before: str) -> int | None:
+    """Where the long form starts in ``before`` (the words preceding the parenthesis), or None.
+
+    Every letter and digit of the short form, right to left, must be found in order in the
+    long form, and its first character must begin a word (the paper's ``findBestLongForm``).
+    """
+    s = len(short) - 1
+    i = len(before) - 1
+    while s >= 0:
+        c = short[s].lower()
+        if not c.isalnum():
+            s -= 1
+            continue
+        while i >= 0 and (before[i].lower() != c
+                          or (s == 0 and i > 0 and before[i - 1].isalnum())):
+            i -= 1
+        if i < 0:
+            return None
+        i -= 1
+        s -= 1
+    return before.rfind(" ", 0, i + 1) + 1
+
+
+def find_abbreviations(text: str) -> list[Abbreviation]:
+    """Every "long form (SHORT)" definition in ``text``, with offsets of both parts."""
+    found = []
+    for match in re.finditer(r"(?<=\s)\(([^()]+)\)", text):
+        inner = match.group(1)
+        short = re.split(r"[;:,]", inner, maxsplit=1)[0].strip()  # "(PAN; 50 mg/kg)"
+        if not _short_form_ok(short):
+            continue
+        short_start = match.start(1) + inner.index(short)
+        sentence_start = 0
+        for end in _SENTENCE_END.finditer(text, 0, match.start()):
+            sentence_start = end.end()
+        words = list(_WORD.finditer(text, sentence_start, match.start()))
+        # The paper's window: at most min(|SF| + 5, 2 |SF|) words before the parenthesis.
+        words = words[-min(len(short) + 5, 2 * len(short)):]
+        if not words:
+            continue
+        window_start = words[0].start()
+        before = text[window_start:words[-1].end()]
+        start = _long_form_start(short, before)
+        if start is None:
+            continue
+        long_text = before[start:]
+        if len(long_text) <= len(short) or short.lower() in long_text.lower().split():
+            continue
+        found.append(Abbreviation(short=(short_start, short_start + len(short)),
+                                  long=(window_start + start, window_start + len(before))))
+    return found
+
+
+def propagate_abbreviations(doc: Document) -> Document:
+    """Tag every untagged mention of a short form whose long form was predicted as an entity.
+
+    The long form's label is that of the predicted span ending where the long form ends
+    (detected long forms may begin a word early: "with puromycin aminonucleoside (PAN)").
+    A short form defined for two labels in one document is left alone.
+    """
+    spans = list(doc.spans)
+    ends = {s.end: s for s in spans}
+    labels: dict[str, Counter[str]] = {}
+    for abbreviation in find_abbreviations(doc.text):
+        span = ends.get(abbreviation.long[1])
+        if span is None:
+            continue
+        short = doc.text[abbreviation.short[0]:abbreviation.short[1]]
+        labels.setdefault(short, Counter())[span.label] += 1
+    added = []
+    taken = [(s.start, s.end) for s in spans]
+    for short, counts in labels.items():
+        if len(counts) != 1:
+            continue
+        label = next(iter(counts))
+        for start, end in find_all(short, doc.text):
+            if any(a < end and start < b for a, b in taken):
+                continue
+            added.append(Span(start, end, label, doc.text[start:end]))
+            taken.append((start, end))
+    return doc.with_spans(spans + added) if added else doc
+
+
+def propagate_all(docs: Iterable[Document]) -> list[Document]:
+    return [propagate_abbreviations(d) for d in docs]
+
+
+__all__ = ["DEFAULT_ABBREVIATIONS", "Abbreviation", "find_abbreviations",
+           "propagate_abbreviations", "propagate_all"]
