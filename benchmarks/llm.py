@@ -7,7 +7,9 @@
         --set out=runs/llm-bench
     # 2. generation on a dev sample: strict F1, hallucinations, abstracts/s, without the loop
     #    stop, with it, and constrained, on the same documents (--simulate-patience N also
-    #    scores the unstopped answers as cut by a stop after N repeated lines)
+    #    scores the unstopped answers as cut by a stop after N repeated lines; --run picks
+    #    some of the three; --abbreviations also scores each run's answers with abbreviation
+    #    propagation switched; --answers FILE keeps the raw answers)
     python benchmarks/llm.py generate runs/llm-bench \
         --data /data/bc5cdr/CDR_DevelopmentSet.PubTator.txt --sample 24
     # 3. LoRA vs QLoRA (4-bit NF4) vs LoRA with activation checkpointing: peak memory and
@@ -106,6 +108,15 @@ def cmd_generate(args) -> dict:
         print(f"{name}: strict F1 {100 * runs[name]['strict']['f1']:.2f}, hallucinations "
               f"{model.last_notes['llm_hallucinations']}, {len(sample) / seconds:.3f} "
               "abstracts/s", file=sys.stderr)
+        if args.abbreviations:  # the same answers, scored again with abbreviation propagation
+            saved, model.abbreviations = model.abbreviations, not model.abbreviations
+            again = model.predict(sample, answers=[a["answer"] for a in answers[name]])
+            runs[name][f"abbreviations={model.abbreviations}"] = _score(sample, again, model,
+                                                                        args.bootstrap)
+            print(f"  abbreviations={model.abbreviations}: strict F1 "
+                  f"{100 * runs[name][f'abbreviations={model.abbreviations}']['strict']['f1']:.2f}",
+                  file=sys.stderr)
+            model.abbreviations = saved
     simulated = {}
     for value in args.simulate_patience or []:
         cut = []
@@ -286,6 +297,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="Decoding settings to run (repeatable; default all three): free "
                    "(no loop stop), stop (loop stop), constrained (copying + loop stop).")
     g.add_argument("--answers", help="Write each run's raw answers here (JSON).")
+    g.add_argument("--abbreviations", action="store_true", help="Also score each run's answers "
+                   "with abbreviation propagation switched the other way from the model's.")
     g.add_argument("--simulate-patience", type=int, action="append", help="Also score the "
                    "answers decoded without the loop stop as a stop after N repeated lines "
                    "would have cut them (repeatable).")

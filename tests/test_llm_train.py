@@ -20,7 +20,7 @@ from medner.backends import load  # noqa: E402
 from medner.backends.llm.config import LLMConfig  # noqa: E402
 from medner.backends.llm.prompts import get_template, render_prompt  # noqa: E402
 from medner.document import Document, Span  # noqa: E402
-from medner.errors import MednerError  # noqa: E402
+from medner.errors import ConfigError, MednerError  # noqa: E402
 from medner.io import write_corpus  # noqa: E402
 from medner.labels import LabelSchema  # noqa: E402
 
@@ -262,7 +262,6 @@ def test_cli_refuses_a_flag_of_the_other_backend(tmp_path):
     from typer.testing import CliRunner
 
     from medner.cli import app
-    from medner.errors import ConfigError
 
     result = CliRunner().invoke(app, ["train", "--backend", "llm", "--scheme", "BILOU"])
     assert isinstance(result.exception, ConfigError)
@@ -369,3 +368,38 @@ def test_abbreviations_of_a_grounded_long_form_are_tagged(trained):
     tagged = load(result.path, abbreviations=True).predict([doc], answers=[answer])[0]
     assert [(s.text, s.label) for s in tagged.spans] == [
         ("Valproic acid", "Chemical"), ("VPA", "Chemical"), ("VPA", "Chemical")]
+
+
+def test_training_continues_a_saved_adapter(trained, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from medner.backends.llm.train import train
+
+    root, result = trained
+    # a near-zero learning rate: the continued adapter must still be the trained one (a new
+    # adapter starts with B = 0, i.e. the untrained base model, and would lose the spans)
+    config = tiny_config(root, out=str(tmp_path / "more"), continue_from=str(result.path),
+                         learning_rate=1e-12, max_steps=2, eval_steps=2, lora_r=4, merge=False)
+    more = train(config, log=lambda _m: None, progress=False)
+    before = load_file(str(result.path / "adapter" / "adapter_model.safetensors"))
+    after = load_file(str(more.path / "adapter_model.safetensors"))
+    assert before.keys() == after.keys()
+    assert all(torch.allclose(before[k], after[k], atol=1e-6) for k in before)
+    assert more.meta["continued_from"]["global_steps"] == result.meta["global_steps"]
+    assert more.meta["training_config"]["lora_r"] == result.meta["training_config"]["lora_r"]
+    assert [keys(d) for d in load(more.path).predict(DOCS)] == [keys(d) for d in DOCS]
+
+
+def test_continue_from_must_be_an_llm_folder(trained, tmp_path):
+    from medner.backends.llm.train import train
+
+    root, result = trained
+    with pytest.raises(ConfigError, match="not a trained medner model folder"):
+        train(tiny_config(root, continue_from=str(tmp_path)), log=lambda _m: None)
+    (tmp_path / "medner.json").write_text(json.dumps({"backend": "encoder"}))
+    with pytest.raises(ConfigError, match="encoder model; only an LLM folder"):
+        train(tiny_config(root, continue_from=str(tmp_path)), log=lambda _m: None)
+    with pytest.raises(ConfigError, match="leave out --base-model"):
+        train(tiny_config(root, continue_from=str(result.path), base_model="other"),
+              log=lambda _m: None)

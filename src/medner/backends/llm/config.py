@@ -54,6 +54,10 @@ class LLMConfig:
                                    choices=("4bit",))
     merge: bool = _f(False, "Also write merged full weights (base + adapter) so the folder "
                      "loads without the base model.")
+    continue_from: str | None = _f(None, "A trained medner LLM folder whose LoRA adapter "
+                                   "training continues (e.g. a second epoch on a new "
+                                   "schedule) instead of a new adapter; its base model and "
+                                   "LoRA settings are used.")
     lora_r: int = _f(16, "LoRA rank.")
     lora_alpha: int = _f(32, "LoRA alpha (scale = alpha / r).")
     lora_dropout: float = _f(0.05, "Dropout on the LoRA input.")

@@ -15,12 +15,18 @@ import resource
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from medner.backends.encoder.folder import FORMAT_VERSION, MEDNER_JSON, atomic_folder, write_json
+from medner.backends.encoder.folder import (
+    FORMAT_VERSION,
+    MEDNER_JSON,
+    atomic_folder,
+    read_medner_json,
+    write_json,
+)
 from medner.backends.encoder.train import load_data
 from medner.backends.llm.config import LLMConfig
 from medner.backends.llm.generate import encode_prompt
@@ -131,6 +137,41 @@ def _wrap_lora(model, config: LLMConfig):
                           f"({exc}); its linear layers are named: {', '.join(names)}") from None
 
 
+def _continued(config: LLMConfig, log: Log) -> tuple[LLMConfig, Path, dict[str, Any]]:
+    """The config with ``continue_from``'s base model and LoRA settings, its adapter folder,
+    and where it came from (for ``medner.json``)."""
+    import json
+
+    folder = Path(config.continue_from or "")
+    if not (folder / MEDNER_JSON).is_file():
+        raise ConfigError(f"continue_from: {folder} is not a trained medner model folder "
+                          f"(no {MEDNER_JSON})")
+    meta = read_medner_json(folder)
+    if meta.get("backend") != "llm":
+        raise ConfigError(f"continue_from: {folder} is a {meta.get('backend')} model; only an "
+                          "LLM folder has a LoRA adapter to continue")
+    adapter = folder / meta.get("adapter", ".")
+    missing = [name for name in ADAPTER_FILES if not (adapter / name).is_file()]
+    if missing:
+        raise ConfigError(f"continue_from: {adapter} lacks {', '.join(missing)}")
+    base_name = meta["base_model"]["name"]
+    default_base = next(f.default for f in fields(LLMConfig) if f.name == "base_model")
+    if config.base_model not in (base_name, default_base):
+        raise ConfigError(f"continue_from: {folder} was trained on base model {base_name!r}, "
+                          f"not {config.base_model!r}; leave out --base-model")
+    lora = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
+    continued = replace(config, base_model=base_name, lora_r=int(lora["r"]),
+                        lora_alpha=int(lora["lora_alpha"]),
+                        lora_dropout=float(lora["lora_dropout"]),
+                        lora_targets=tuple(sorted(lora["target_modules"])))
+    log(f"continuing the LoRA adapter of {folder} (trained {meta.get('global_steps')} steps "
+        f"on {meta.get('template')}); its LoRA settings apply: r={continued.lora_r}, "
+        f"alpha={continued.lora_alpha}")
+    origin = {"folder": str(folder.resolve()), "template": meta.get("template"),
+              "global_steps": meta.get("global_steps"), "created": meta.get("created")}
+    return continued, adapter, origin
+
+
 def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> TrainResult:
     """Fine-tune, evaluate by generating, and write the model folder ``config.out``."""
     import torch
@@ -146,9 +187,21 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
     tasks = template.build_tasks(data.schema)
     bf16 = cpu_supports_bf16() if config.bf16 is None else config.bf16
     set_seed(config.seed)
+    continued_from = None
+    if config.continue_from:
+        config, adapter, continued_from = _continued(config, log)
     base, model, tokenizer = load_base(config.base_model, quantize=config.quantize, bf16=bf16,
                                        log=log)
-    model = _wrap_lora(model, config)
+    if continued_from:
+        from peft import PeftModel
+
+        if config.quantize:
+            from peft import prepare_model_for_kbit_training
+
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        model = PeftModel.from_pretrained(model, str(adapter), is_trainable=True)
+    else:
+        model = _wrap_lora(model, config)
     trainable, total = model.get_nb_trainable_parameters()
     log(f"LoRA r={config.lora_r} alpha={config.lora_alpha} on {list(config.lora_targets)}: "
         f"{trainable:,} trainable of {total:,} parameters"
@@ -285,6 +338,7 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
         "schema": data.schema.to_dict(),
         "chat_template": bool(getattr(tokenizer, "chat_template", None)),
         "training_config": config.to_dict(),
+        "continued_from": continued_from,
         "inference": _inference(config),
         "dev_metrics": dev_metrics,
         "selection_metric": selection,
