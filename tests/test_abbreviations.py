@@ -66,3 +66,12 @@ def test_a_short_form_defined_with_two_labels_is_left_alone():
     doc = Document("d", text, spans=(Span(0, 7, "Chemical", "Cocaine"),
                                      Span(17, 32, "Disease", "carbon monoxide")))
     assert propagate_abbreviations(doc) == doc
+
+
+def test_a_short_form_tagged_with_another_label_takes_the_long_forms():
+    text = "Rubella antibody (RA) was low; RA rose later."
+    doc = Document("d", text, spans=(Span(0, 16, "Disease", "Rubella antibody"),
+                                     Span(18, 20, "Chemical", "RA")))
+    out = propagate_abbreviations(doc)
+    assert [(s.text, s.label) for s in out.spans] == [
+        ("Rubella antibody", "Disease"), ("RA", "Disease"), ("RA", "Disease")]
