@@ -41,7 +41,7 @@ def test_parentheses_that_define_nothing(text):
 def test_a_predicted_long_form_labels_every_use_of_its_short_form():
     text = ("Valproic acid (VPA) caused hepatotoxicity. VPA levels rose, and VPA-treated "
             "rats (VPAX) lost weight.")
-    long = Span(0, 13, "Chemical", "Valproic acid")
+    long = Span(0, 13, "Chemical", "Valproic acid", score=0.9)
     doc = Document("d", text, spans=(long, Span(20, 34, "Disease", "hepatotoxicity")))
     out = propagate_abbreviations(doc)
     added = [(s.start, s.end, s.label) for s in out.spans if s not in doc.spans]
@@ -50,6 +50,7 @@ def test_a_predicted_long_form_labels_every_use_of_its_short_form():
     assert added == [(starts[0], starts[0] + 3, "Chemical"), (starts[1], starts[1] + 3,
                      "Chemical"), (starts[2], starts[2] + 3, "Chemical")]
     assert all(s in out.spans for s in doc.spans)
+    assert {s.score for s in out.spans if s.text == "VPA"} == {0.9}  # the long form's score
 
 
 def test_nothing_is_added_without_a_predicted_long_form_or_over_a_span():

@@ -15,7 +15,6 @@ and scispaCy's ``AbbreviationDetector`` needs a spaCy pipeline and scispaCy's he
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -102,26 +101,25 @@ def propagate_abbreviations(doc: Document) -> Document:
 
     The long form's label is that of the predicted span ending where the long form ends
     (detected long forms may begin a word early: "with puromycin aminonucleoside (PAN)").
-    Untagged mentions of the short form are tagged; a mention tagged exactly with another
-    label is relabelled (on BC5CDR dev, "rubella" for "RIHA" was tagged Chemical). A short
-    form defined for two labels in one document is left alone.
+    Untagged mentions of the short form are tagged, with the long form's score; a mention
+    tagged exactly with another label is relabelled (on BC5CDR dev that adds 0.67 F1 to the
+    1.41 of tagging). A short form defined for two labels in one document is left alone.
     """
     spans = list(doc.spans)
     ends = {s.end: s for s in spans}
-    labels: dict[str, Counter[str]] = {}
+    defined: dict[str, list[Span]] = {}
     for abbreviation in find_abbreviations(doc.text):
         span = ends.get(abbreviation.long[1])
-        if span is None:
-            continue
-        short = doc.text[abbreviation.short[0]:abbreviation.short[1]]
-        labels.setdefault(short, Counter())[span.label] += 1
+        if span is not None:
+            short = doc.text[abbreviation.short[0]:abbreviation.short[1]]
+            defined.setdefault(short, []).append(span)
     added = []
     changed = False
     taken = [(s.start, s.end) for s in spans]
-    for short, counts in labels.items():
-        if len(counts) != 1:
+    for short, long_spans in defined.items():
+        if len({s.label for s in long_spans}) != 1:
             continue
-        label = next(iter(counts))
+        label, score = long_spans[0].label, long_spans[0].score
         for start, end in find_all(short, doc.text):
             for k, span in enumerate(spans):
                 if (span.start, span.end) == (start, end) and span.label != label:
@@ -129,7 +127,7 @@ def propagate_abbreviations(doc: Document) -> Document:
                     changed = True
             if any(a < end and start < b for a, b in taken):
                 continue
-            added.append(Span(start, end, label, doc.text[start:end]))
+            added.append(Span(start, end, label, doc.text[start:end], score=score))
             taken.append((start, end))
     return doc.with_spans(spans + added) if added or changed else doc
 
