@@ -173,7 +173,9 @@ def test_abbreviations_option_propagates_a_tagged_long_form(model_dir: Path) -> 
     assert [s.text for s in plain[0].spans].count("ML") < 2  # the tiny model misses one
     with_abbreviations = load(model_dir, abbreviations=True).predict(docs)
     assert with_abbreviations == propagate_all(plain)
-    assert [s.text for s in with_abbreviations[0].spans].count("ML") == 2
+    # both uses get the long form's label: the untagged one is tagged, the other relabelled
+    assert [(s.text, s.label) for s in with_abbreviations[0].spans
+            if s.text == "ML"] == [("ML", "DISEASE")] * 2
     result = CliRunner().invoke(make_app(), ["extract", str(model_dir), "--abbreviations", text])
     assert result.exit_code == 0, result.output + repr(result.exception)
-    assert result.output.count("Entity: ML, Label: DISEASE") == 1  # the untagged use
+    assert result.output.count("Entity: ML, Label: DISEASE") == 2

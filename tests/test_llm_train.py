@@ -363,9 +363,10 @@ def test_abbreviations_of_a_grounded_long_form_are_tagged(trained):
     text = "Valproic acid (VPA) caused nephrotoxicity; VPA levels rose."
     answer = '[{"text": "Valproic acid", "label": "Chemical"}]'
     doc = Document("v", text)
-    plain = load(result.path).predict([doc], answers=[answer])[0]
-    assert [s.text for s in plain.spans] == ["Valproic acid"]  # saved without the option
-    tagged = load(result.path, abbreviations=True).predict([doc], answers=[answer])[0]
+    plain = load(result.path, abbreviations=False).predict([doc], answers=[answer])[0]
+    assert [s.text for s in plain.spans] == ["Valproic acid"]
+    assert result.meta["inference"]["abbreviations"] is True  # the training default
+    tagged = load(result.path).predict([doc], answers=[answer])[0]
     assert [(s.text, s.label) for s in tagged.spans] == [
         ("Valproic acid", "Chemical"), ("VPA", "Chemical"), ("VPA", "Chemical")]
 
