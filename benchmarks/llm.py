@@ -109,14 +109,13 @@ def cmd_generate(args) -> dict:
               f"{model.last_notes['llm_hallucinations']}, {len(sample) / seconds:.3f} "
               "abstracts/s", file=sys.stderr)
         if args.abbreviations:  # the same answers, scored again with abbreviation propagation
-            saved, model.abbreviations = model.abbreviations, not model.abbreviations
+            model.abbreviations = not model.abbreviations
             again = model.predict(sample, answers=[a["answer"] for a in answers[name]])
-            runs[name][f"abbreviations={model.abbreviations}"] = _score(sample, again, model,
-                                                                        args.bootstrap)
-            print(f"  abbreviations={model.abbreviations}: strict F1 "
-                  f"{100 * runs[name][f'abbreviations={model.abbreviations}']['strict']['f1']:.2f}",
+            key = f"abbreviations={model.abbreviations}"
+            runs[name][key] = _score(sample, again, model, args.bootstrap)
+            print(f"  {key}: strict F1 {100 * runs[name][key]['strict']['f1']:.2f}",
                   file=sys.stderr)
-            model.abbreviations = saved
+            model.abbreviations = not model.abbreviations
     simulated = {}
     for value in args.simulate_patience or []:
         cut = []

@@ -15,6 +15,7 @@ and scispaCy's ``AbbreviationDetector`` needs a spaCy pipeline and scispaCy's he
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -69,15 +70,14 @@ def _long_form_start(short: str, before: str) -> int | None:
 def find_abbreviations(text: str) -> list[Abbreviation]:
     """Every "long form (SHORT)" definition in ``text``, with offsets of both parts."""
     found = []
+    sentence_starts = [0] + [end.end() for end in _SENTENCE_END.finditer(text)]
     for match in re.finditer(r"(?<=\s)\(([^()]+)\)", text):
         inner = match.group(1)
         short = re.split(r"[;:,]", inner, maxsplit=1)[0].strip()  # "(PAN; 50 mg/kg)"
         if not _short_form_ok(short):
             continue
         short_start = match.start(1) + inner.index(short)
-        sentence_start = 0
-        for end in _SENTENCE_END.finditer(text, 0, match.start()):
-            sentence_start = end.end()
+        sentence_start = sentence_starts[bisect_right(sentence_starts, match.start()) - 1]
         words = list(_WORD.finditer(text, sentence_start, match.start()))
         # The paper's window: at most min(|SF| + 5, 2 |SF|) words before the parenthesis.
         words = words[-min(len(short) + 5, 2 * len(short)):]
@@ -116,14 +116,17 @@ def propagate_abbreviations(doc: Document) -> Document:
     added = []
     changed = False
     taken = [(s.start, s.end) for s in spans]
+    at_offsets: dict[tuple[int, int], list[int]] = {}
+    for k, span in enumerate(spans):
+        at_offsets.setdefault((span.start, span.end), []).append(k)
     for short, long_spans in defined.items():
         if len({s.label for s in long_spans}) != 1:
             continue
         label, score = long_spans[0].label, long_spans[0].score
         for start, end in find_all(short, doc.text):
-            for k, span in enumerate(spans):
-                if (span.start, span.end) == (start, end) and span.label != label:
-                    spans[k] = replace(span, label=label)
+            for k in at_offsets.get((start, end), ()):
+                if spans[k].label != label:
+                    spans[k] = replace(spans[k], label=label)
                     changed = True
             if any(a < end and start < b for a, b in taken):
                 continue

@@ -15,7 +15,7 @@ import resource
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from medner.backends.encoder.folder import (
     write_json,
 )
 from medner.backends.encoder.train import load_data
-from medner.backends.llm.config import LLMConfig
+from medner.backends.llm.config import LLMConfig, defaults
 from medner.backends.llm.generate import encode_prompt
 from medner.backends.llm.model import (
     ADAPTER_FILES,
@@ -118,13 +118,16 @@ def _flat(metrics: dict[str, Any]) -> dict[str, float]:
     return flat
 
 
-def _wrap_lora(model, config: LLMConfig):
-    from peft import LoraConfig, get_peft_model
+def _wrap_lora(model, config: LLMConfig, adapter: Path | None = None):
+    """The base model with a new LoRA adapter, or with the saved ``adapter`` made trainable."""
+    from peft import LoraConfig, PeftModel, get_peft_model
 
     if config.quantize:
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    if adapter is not None:
+        return PeftModel.from_pretrained(model, str(adapter), is_trainable=True)
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
                       lora_dropout=config.lora_dropout, target_modules=list(config.lora_targets),
                       bias="none", task_type="CAUSAL_LM")
@@ -155,15 +158,19 @@ def _continued(config: LLMConfig, log: Log) -> tuple[LLMConfig, Path, dict[str, 
     if missing:
         raise ConfigError(f"continue_from: {adapter} lacks {', '.join(missing)}")
     base_name = meta["base_model"]["name"]
-    default_base = next(f.default for f in fields(LLMConfig) if f.name == "base_model")
-    if config.base_model not in (base_name, default_base):
+    if config.base_model not in (base_name, defaults()["base_model"]):
         raise ConfigError(f"continue_from: {folder} was trained on base model {base_name!r}, "
                           f"not {config.base_model!r}; leave out --base-model")
-    lora = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
-    continued = replace(config, base_model=base_name, lora_r=int(lora["r"]),
-                        lora_alpha=int(lora["lora_alpha"]),
-                        lora_dropout=float(lora["lora_dropout"]),
-                        lora_targets=tuple(sorted(lora["target_modules"])))
+    settings = adapter / "adapter_config.json"
+    try:
+        lora = json.loads(settings.read_text(encoding="utf-8"))
+        continued = replace(config, base_model=base_name, lora_r=int(lora["r"]),
+                            lora_alpha=int(lora["lora_alpha"]),
+                            lora_dropout=float(lora["lora_dropout"]),
+                            lora_targets=tuple(sorted(lora["target_modules"])))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"continue_from: {settings} is not a readable LoRA config ({exc!r})"
+                          ) from None
     log(f"continuing the LoRA adapter of {folder} (trained {meta.get('global_steps')} steps "
         f"on {meta.get('template')}); its LoRA settings apply: r={continued.lora_r}, "
         f"alpha={continued.lora_alpha}")
@@ -187,21 +194,12 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
     tasks = template.build_tasks(data.schema)
     bf16 = cpu_supports_bf16() if config.bf16 is None else config.bf16
     set_seed(config.seed)
-    continued_from = None
+    adapter = continued_from = None
     if config.continue_from:
         config, adapter, continued_from = _continued(config, log)
     base, model, tokenizer = load_base(config.base_model, quantize=config.quantize, bf16=bf16,
                                        log=log)
-    if continued_from:
-        from peft import PeftModel
-
-        if config.quantize:
-            from peft import prepare_model_for_kbit_training
-
-            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-        model = PeftModel.from_pretrained(model, str(adapter), is_trainable=True)
-    else:
-        model = _wrap_lora(model, config)
+    model = _wrap_lora(model, config, adapter)
     trainable, total = model.get_nb_trainable_parameters()
     log(f"LoRA r={config.lora_r} alpha={config.lora_alpha} on {list(config.lora_targets)}: "
         f"{trainable:,} trainable of {total:,} parameters"
