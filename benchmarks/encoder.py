@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split-seed", type=int, help="80/10/10 document split of --train")
     parser.add_argument("--out", help="model folder (default: /tmp/medner-bench/<name>)")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
-    parser.add_argument("--batch-size", type=int, default=64, help="windows per forward pass "
+    parser.add_argument("--batch-size", type=int, default=16, help="windows per forward pass "
                         "in the throughput measurement")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",

@@ -79,6 +79,16 @@ def test_overfit_then_reload_predicts_the_same_spans(trained: Path) -> None:
     assert "micro" in (trained / "README.md").read_text()
 
 
+def test_bf16_load_casts_the_weights_once_and_predicts_the_same_spans(trained: Path) -> None:
+    import torch
+
+    full = load(trained, bf16=False)
+    half = load(trained, bf16=True)
+    assert next(full.model.parameters()).dtype == torch.float32
+    assert next(half.model.parameters()).dtype == torch.bfloat16
+    assert [keys(d) for d in half.predict(DOCS)] == [keys(d) for d in full.predict(DOCS)]
+
+
 def test_extract_returns_documents(trained: Path) -> None:
     (out,) = load(trained).extract("she was suffering from Malaria and fever so she used "
                                    "amodiaquine")

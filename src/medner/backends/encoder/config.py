@@ -75,7 +75,7 @@ class EncoderConfig:
     seed: int = _f(13, "Random seed for initialisation, data order and splitting.")
     bf16: bool | None = _f(None, "bf16 autocast. Default: on when the CPU supports bf16.")
     threads: int | None = _f(None, "Torch CPU threads (default: all cores).")
-    predict_batch_size: int = _f(32, "Windows per forward pass at prediction time.")
+    predict_batch_size: int = _f(16, "Windows per forward pass at prediction time.")
     report_to: tuple[str, ...] = _f((), "Experiment trackers (tensorboard, wandb, mlflow).")
     resume: bool = _f(False, "Continue an interrupted run from its last checkpoint in "
                       "<out>.checkpoints/.")

@@ -49,7 +49,7 @@ class EncoderModel:
         self.max_length = min(int(inference.get("max_length", 256)), self.max_positions or 512)
         self.stride = int(inference.get("stride", 32))
         self.window_merge = str(inference.get("window_merge", "center"))
-        self.batch_size = batch_size or int(inference.get("batch_size", 32))
+        self.batch_size = batch_size or int(inference.get("batch_size", 16))
         # bf16 is torch autocast; the ONNX graphs run in their own precision
         self.bf16 = runtime == "torch" and (cpu_supports_bf16() if bf16 is None else bf16)
         self.decoder = Decoder(self.tags, self.scheme, bool(inference.get("constrained", True)))
@@ -115,10 +115,17 @@ class EncoderModel:
         if model.config.num_labels != len(meta["tags"]):
             raise MednerError(f"model folder {folder}: config.json has {model.config.num_labels}"
                               f" labels but medner.json lists {len(meta['tags'])} tags")
+        loaded = cls(model, tokenizer, meta, bf16=bf16, batch_size=batch_size, path=str(folder),
+                     runtime=runtime, abbreviations=abbreviations)
         if runtime == "torch":
-            model = move_to_device(model, device, folder)
-        return cls(model, tokenizer, meta, bf16=bf16, batch_size=batch_size, path=str(folder),
-                   runtime=runtime, abbreviations=abbreviations)
+            loaded.model = move_to_device(model, device, folder)
+            if loaded.bf16 and loaded.model.device.type == "cpu":
+                # This object only predicts: bf16 weights once are faster than autocast casting
+                # them at every layer call (docs/benchmarks.md: +20% on BC5CDR dev, F1 +0.03)
+                import torch
+
+                loaded.model = loaded.model.to(torch.bfloat16)
+        return loaded
 
     def predict_spans(self, texts: Sequence[str], *, progress: bool = False) -> list[list]:
         tokenized = tokenize_documents(self.tokenizer, list(texts))
