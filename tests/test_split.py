@@ -47,3 +47,25 @@ def test_check_leak_by_id_and_by_normalised_text():
     assert report.shared_texts == [("1", "9")]
     assert (report.leaked_texts_b, report.distinct_texts_b) == (1, 3)
     assert report.leaks
+
+
+ABSTRACT = ("Naloxone reverses the antihypertensive effect of clonidine in spontaneously "
+            "hypertensive rats. The decrease in blood pressure and heart rate produced by "
+            "intravenous clonidine was inhibited or reversed by naloxone at low doses.")
+
+
+def test_check_leak_finds_an_abstract_inside_title_plus_abstract_both_ways():
+    titled = Document("227508", "Naloxone and clonidine.  " + ABSTRACT.upper())
+    other = Document("5", "An unrelated abstract about aspirin and stroke. " * 5)
+    report = check_leak([titled, other], [Document("instruct:1", ABSTRACT)])
+    assert report.contained_texts == [("227508", "instruct:1")]
+    assert report.leaks and not report.shared_texts
+    reverse = check_leak([Document("instruct:1", ABSTRACT)], [other, titled])
+    assert reverse.contained_texts == [("instruct:1", "227508")]
+    assert reverse.to_dict()["contained_texts"] == 1
+
+
+def test_check_leak_ignores_short_texts_inside_longer_ones():
+    long_doc = Document("1", "The patient had fever. " + ABSTRACT)
+    report = check_leak([long_doc], [Document("2", "The patient had fever.")])
+    assert report.contained_texts == [] and not report.leaks

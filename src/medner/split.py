@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import random
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from medner.document import Document, text_fingerprint
+from medner.document import Document, normalize_text, text_fingerprint
 from medner.errors import ConfigError
 
 
@@ -50,10 +51,14 @@ class LeakReport:
     distinct_texts_b: int = 0
     leaked_texts_b: int = 0
     """Distinct texts of B that also occur in A."""
+    contained_texts: list[tuple[str, str]] = field(default_factory=list)
+    """(id in A, id in B) pairs where one normalised text holds the other whole (an abstract
+    alone against title + abstract); texts shorter than ``CONTAINMENT_MIN_CHARS`` are not
+    checked."""
 
     @property
     def leaks(self) -> bool:
-        return bool(self.shared_ids or self.shared_texts)
+        return bool(self.shared_ids or self.shared_texts or self.contained_texts)
 
     def to_dict(self) -> dict:
         return {
@@ -63,15 +68,51 @@ class LeakReport:
             "shared_texts": len(self.shared_texts),
             "distinct_texts_b": self.distinct_texts_b,
             "distinct_texts_b_also_in_a": self.leaked_texts_b,
+            "contained_texts": len(self.contained_texts),
             "examples": {
                 "ids": self.shared_ids[:10],
                 "texts": [list(pair) for pair in self.shared_texts[:10]],
+                "contained": [list(pair) for pair in self.contained_texts[:10]],
             },
         }
 
 
+CONTAINMENT_MIN_CHARS = 200
+"""Shorter texts (a sentence, a heading) are inside other documents by chance, not by reuse."""
+
+
+def _containments(containers: Sequence[Document], contained: Sequence[Document]
+                  ) -> list[tuple[str, str]]:
+    """(container id, contained id) where a long normalised text of ``contained`` lies
+    strictly inside one of ``containers``.
+
+    One substring search per document over all container texts joined: linear in the
+    corpus size per document, fast enough for corpora of thousands of abstracts.
+    """
+    texts = [normalize_text(doc.text) for doc in containers]
+    joined = "\0".join(texts)
+    starts, at = [], 0
+    for text in texts:
+        starts.append(at)
+        at += len(text) + 1
+    pairs = []
+    for doc in contained:
+        needle = normalize_text(doc.text)
+        if len(needle) < CONTAINMENT_MIN_CHARS:
+            continue
+        found = joined.find(needle)
+        while found >= 0:
+            index = bisect_right(starts, found) - 1
+            if len(texts[index]) > len(needle):
+                pairs.append((containers[index].id, doc.id))
+                break
+            found = joined.find(needle, found + 1)
+    return pairs
+
+
 def check_leak(a: Sequence[Document], b: Sequence[Document]) -> LeakReport:
-    """Documents of B that are also in A, by id and by normalised text."""
+    """Documents of B that are also in A: by id, by normalised text, and by one text holding
+    the other whole."""
     ids_a = {doc.id for doc in a}
     text_to_id_a: dict[str, str] = {}
     for doc in a:
@@ -88,4 +129,6 @@ def check_leak(a: Sequence[Document], b: Sequence[Document]) -> LeakReport:
             seen_b.add(fp)
             report.leaked_texts_b += fp in text_to_id_a
     report.distinct_texts_b = len(seen_b)
+    report.contained_texts = _containments(a, b) + [
+        (id_a, id_b) for id_b, id_a in _containments(b, a)]
     return report

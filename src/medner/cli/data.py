@@ -199,7 +199,8 @@ def check_leak_command(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Find documents of B that are also in A, by id and by normalised text."""
+    """Find documents of B that are also in A: by id, by normalised text, and by one text
+    holding the other whole (an abstract alone against title + abstract)."""
     corpus_a, corpus_b = load(a, fmt, on_mismatch), load(b, fmt, on_mismatch)
     report = check_leak(corpus_a.documents, corpus_b.documents)
     if as_json:
@@ -215,6 +216,8 @@ def check_leak_command(
             "distinct B texts also in A",
             f"{report.leaked_texts_b:,} of {report.distinct_texts_b:,}",
         )
+        table.add_row("A/B pairs where one text holds the other whole",
+                      f"{len(report.contained_texts):,}")
         console.print(table)
         verdict = "[bold red]LEAK[/]: shared documents" if report.leaks else "[green]no leak[/]"
         console.print(verdict)
