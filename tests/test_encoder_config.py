@@ -68,3 +68,22 @@ def test_bad_config_names_the_field(tmp_path: Path, body: str, message: str) -> 
 def test_missing_config_file_is_clear(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_training_data_that_holds_dev_documents_is_reported(tmp_path: Path) -> None:
+    from medner.backends.encoder.train import load_data
+    from medner.document import Document, Span
+    from medner.io import write_corpus
+
+    abstract = "Aspirin caused gastric bleeding in several elderly patients on warfarin. " * 4
+    span = Span(0, 7, "Chemical", "Aspirin")
+    titled = Document("42", "Aspirin and bleeding. " + abstract).with_spans(
+        [Span(0, 7, "Chemical", "Aspirin")])
+    write_corpus([Document("instruct:1", abstract).with_spans([span])], tmp_path / "train.jsonl")
+    write_corpus([titled], tmp_path / "dev.jsonl")
+    messages: list[str] = []
+    data = load_data(EncoderConfig(train=str(tmp_path / "train.jsonl"),
+                                   dev=str(tmp_path / "dev.jsonl"), labels="bc5cdr"),
+                     log=messages.append)
+    assert data.info["train_dev_leak"]["contained_texts"] == 1
+    assert any("1 of 1 dev documents are also in the training data" in m for m in messages)

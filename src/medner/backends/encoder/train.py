@@ -77,7 +77,7 @@ class Data:
 def load_data(config: EncoderConfig, log: Log = print) -> Data:
     """Read, relabel onto the schema and (optionally) split the training data."""
     from medner.io import read_corpus
-    from medner.split import split_documents
+    from medner.split import check_leak, split_documents
 
     train_path = resolve_data_path(config.train)
     corpus = read_corpus(train_path, config.format, on_mismatch=config.on_mismatch)
@@ -98,6 +98,16 @@ def load_data(config: EncoderConfig, log: Log = print) -> Data:
         notes["split"] = {"seed": config.split_seed, "ratios": [0.8, 0.1, 0.1],
                           "train": len(train_docs), "dev": len(dev_docs),
                           "test": len(test_docs), "test_ids": [d.id for d in test_docs]}
+    if dev_docs:
+        leak = check_leak(train_docs, dev_docs)
+        notes["train_dev_leak"] = {key: value for key, value in leak.to_dict().items()
+                                   if key != "examples"}
+        if leak.leaks:
+            shared = len(set(leak.shared_ids) | {b for _, b in leak.shared_texts}
+                         | {b for _, b in leak.contained_texts})
+            log(f"warning: {shared} of {len(dev_docs)} dev documents are also in the training "
+                f"data (same id or text, or one text inside the other): the dev score will "
+                f"overstate; `medner data check-leak {train_path} {dev_path}` lists them")
     schema = get_schema(config.labels) if config.labels else infer_schema(train_docs)
     if not schema.labels:
         raise ConfigError(f"{train_path}: no spans in the training data, so no labels to learn")
