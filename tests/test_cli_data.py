@@ -151,3 +151,26 @@ def test_skip_policy_counts_skipped_mentions(tmp_path, capsys):
     assert code == 0
     assert stats["spans"] == {"S": 1}
     assert stats["read_report"] == {"skipped: mention/offset mismatch": 1}
+
+
+def test_check_leak_writes_a_clean_copy_without_abstracts_of_the_dev_set(tmp_path, capsys):
+    """The tutorials' records hold abstracts without titles; BC5CDR dev has title + abstract."""
+    from medner.io import read_corpus, write_corpus
+
+    def abstract(drug):
+        text = (f"{drug} was given to 40 patients with chronic pain. Seizures were seen in two "
+                f"of them, and hypotension in five. We discuss whether {drug} or the dose "
+                "schedule explains these adverse events in elderly patients.")
+        return Document(drug, text, (Span(0, len(drug), "Chemical", drug),))
+
+    train = [abstract("Lidocaine"), abstract("Morphine")]
+    write_corpus(train, tmp_path / "train.jsonl", "instruct")
+    titled = Document("123", "Lidocaine and seizures. " + train[0].text)
+    write_corpus([titled], tmp_path / "dev.pubtator", "pubtator")
+    code, out, _ = run(["data", "check-leak", str(tmp_path / "train.jsonl"),
+                        str(tmp_path / "dev.pubtator"), "--write-clean",
+                        str(tmp_path / "clean.jsonl")], capsys)
+    words = " ".join(out.split())  # rich wraps long lines
+    assert code == 0 and "LEAK" in words and "1 of 2 documents of A (instruct)" in words
+    (kept,) = read_corpus(tmp_path / "clean.jsonl", "instruct").documents
+    assert "Morphine was given" in kept.text

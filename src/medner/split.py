@@ -60,6 +60,11 @@ class LeakReport:
     def leaks(self) -> bool:
         return bool(self.shared_ids or self.shared_texts or self.contained_texts)
 
+    def leaked_ids_a(self) -> set[str]:
+        """Ids of the A documents that are in B by any of the checks."""
+        return (set(self.shared_ids) | {a for a, _ in self.shared_texts}
+                | {a for a, _ in self.contained_texts})
+
     def to_dict(self) -> dict:
         return {
             "documents_a": self.size_a,

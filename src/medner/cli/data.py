@@ -198,11 +198,21 @@ def check_leak_command(
         bool, typer.Option("--strict", help="Exit with status 1 when any document is shared.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    write_clean: Annotated[Path | None, typer.Option(
+        "--write-clean", help="Write A without its documents found in B to this file, in A's "
+        "format: e.g. a training set made safe for the dev set B.")] = None,
 ) -> None:
     """Find documents of B that are also in A: by id, by normalised text, and by one text
     holding the other whole (an abstract alone against title + abstract)."""
     corpus_a, corpus_b = load(a, fmt, on_mismatch), load(b, fmt, on_mismatch)
     report = check_leak(corpus_a.documents, corpus_b.documents)
+    if write_clean is not None:
+        leaked = report.leaked_ids_a()
+        kept = [doc for doc in corpus_a.documents if doc.id not in leaked]
+        write_corpus(kept, write_clean, corpus_a.format)
+        console.print(f"{write_clean}: {len(kept):,} of {len(corpus_a.documents):,} documents "
+                      f"of A ({corpus_a.format}), {len(corpus_a.documents) - len(kept):,} found "
+                      "in B left out", highlight=False)
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
