@@ -1,10 +1,13 @@
-"""Encoder extraction speed and strict micro F1: torch (bf16 autocast, or fp32 on CPUs without
-native bf16) vs ONNX Runtime fp32 and int8, on the same documents. Needs ``medner export-onnx
-MODEL`` first (with int8).
+"""Encoder extraction speed and strict micro F1: torch (bf16 weights, fp32 weights under bf16
+autocast, or fp32) vs ONNX Runtime fp32 and int8, on the same documents. The ONNX variants
+need ``medner export-onnx MODEL`` first (with int8).
 
     medner export-onnx runs/bc5cdr
     python benchmarks/onnx_speed.py runs/bc5cdr \
         /work/shared/data/bc5cdr/CDR_DevelopmentSet.PubTator.txt --documents 500
+    # torch only, at another batch size (windows per forward pass)
+    python benchmarks/onnx_speed.py runs/bc5cdr CDR_DevelopmentSet.PubTator.txt \
+        --documents 500 --variants torch-bf16,torch-autocast --batch-size 64
 
 Prints one JSON object: per runtime, documents/s (best of ``--repeats`` after a warm-up) and
 F1, and how many documents got different spans from torch's.
@@ -23,14 +26,19 @@ from machine import describe  # benchmarks/machine.py, beside this script
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def load_variant(model_dir: Path, variant: str, threads: int):
-    """The model under one runtime: "torch-bf16", "torch-fp32", "onnx-fp32" or "onnx-int8"."""
+def load_variant(model_dir: Path, variant: str, threads: int, batch_size: int | None):
+    """The model under one runtime: "torch-bf16" (weights cast to bf16 at load, the default
+    on bf16 CPUs), "torch-autocast" (fp32 weights, bf16 autocast: the default before
+    2026-12-02), "torch-fp32", "onnx-fp32" or "onnx-int8"."""
     from medner.backends.encoder.model import EncoderModel
     from medner.backends.encoder.onnx import FP32_FILE, INT8_FILE, ONNX_FOLDER, new_session
 
     if variant.startswith("torch-"):
-        return EncoderModel.load(model_dir, bf16=variant == "torch-bf16", threads=threads)
-    model = EncoderModel.load(model_dir, threads=threads, runtime="onnx")
+        model = EncoderModel.load(model_dir, bf16=variant == "torch-bf16", threads=threads,
+                                  batch_size=batch_size)
+        model.bf16 = variant != "torch-fp32"  # autocast over the fp32 weights
+        return model
+    model = EncoderModel.load(model_dir, threads=threads, runtime="onnx", batch_size=batch_size)
     file = model_dir / ONNX_FOLDER / (FP32_FILE if variant == "onnx-fp32" else INT8_FILE)
     if model.model.file != file:  # the runtime prefers int8; the benchmark picks the file
         model.model.session = new_session(file, threads)
@@ -62,6 +70,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--variants", default=None, help="comma-separated; default: "
                         "torch-bf16 (torch-fp32 without native bf16),onnx-fp32,onnx-int8")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="windows per forward pass (default: the model folder's)")
     args = parser.parse_args()
 
     from medner.io import read_corpus
@@ -69,14 +79,14 @@ def main() -> None:
 
     docs = read_corpus(args.pubtator).documents[:args.documents]
     results: dict = {"machine": describe(), "model": str(args.model), "documents": len(docs),
-                     "threads": args.threads}
+                     "threads": args.threads, "batch_size": args.batch_size}
     reference = None
     from medner.backends.encoder.predict import cpu_supports_bf16
 
     torch_variant = "torch-bf16" if cpu_supports_bf16() else "torch-fp32"
     variants = args.variants or f"{torch_variant},onnx-fp32,onnx-int8"
     for variant in variants.split(","):
-        model = load_variant(args.model, variant, args.threads)
+        model = load_variant(args.model, variant, args.threads, args.batch_size)
         gold, _ = apply_schema(docs, model.schema)
         result, predicted = measure(model, docs, gold, args.repeats)
         spans = [[(s.start, s.end, s.label) for s in d.spans] for d in predicted]

@@ -23,6 +23,8 @@ def pairs(text: str) -> list[tuple[str, str]]:
      [("acute renal failure", "ARF")]),
     # the long form does not reach back over a sentence end
     ("It was given. Blood pressure (BP) fell.", [("Blood pressure", "BP")]),
+    # one capital letter: "T" in later sentences means testosterone
+    ("Rats received testosterone (T) daily.", [("testosterone", "T")]),
 ])
 def test_definitions_are_found_with_offsets(text, expected):
     assert pairs(text) == expected
@@ -30,7 +32,8 @@ def test_definitions_are_found_with_offsets(text, expected):
 
 @pytest.mark.parametrize("text", [
     "The dose (10 mg) was low.",          # no letter that could abbreviate anything
-    "Mice (n = 8) were treated.",          # "n" alone is too short
+    "Mice (n = 8) were treated.",          # "n" alone: a lower-case letter is too short
+    "Two groups (a) and (b) were formed.",  # list markers
     "It rose sharply (p < 0.05).",         # not an abbreviation
     "Serum levels (XYZ) were low.",        # its letters are not in the words before it
 ])

@@ -39,8 +39,12 @@ class Abbreviation:
 
 def _short_form_ok(candidate: str) -> bool:
     """Schwartz & Hearst's conditions on a short form: 2-10 characters, at most two words,
-    starts with a letter or digit and holds a letter."""
-    return (2 <= len(candidate) <= 10 and len(candidate.split()) <= 2
+    starts with a letter or digit and holds a letter. One capital letter is accepted too:
+    abstracts write "testosterone (T)", "cyclophosphamide (C)" (10 such definitions in BC5CDR
+    dev, +0.15 F1); only a long form the model tagged passes its label on."""
+    if len(candidate) == 1:
+        return candidate.isupper()
+    return (len(candidate) <= 10 and len(candidate.split()) <= 2
             and candidate[0].isalnum() and any(c.isalpha() for c in candidate))
 
 

@@ -50,7 +50,8 @@ class EncoderModel:
         self.stride = int(inference.get("stride", 32))
         self.window_merge = str(inference.get("window_merge", "center"))
         self.batch_size = batch_size or int(inference.get("batch_size", 16))
-        # bf16 is torch autocast; the ONNX graphs run in their own precision
+        # bf16: weights cast once by load(), autocast for a model still training; the ONNX
+        # graphs run in their own precision
         self.bf16 = runtime == "torch" and (cpu_supports_bf16() if bf16 is None else bf16)
         self.decoder = Decoder(self.tags, self.scheme, bool(inference.get("constrained", True)))
         self.propagate = bool(inference.get("propagate", False))
@@ -121,7 +122,7 @@ class EncoderModel:
             loaded.model = move_to_device(model, device, folder)
             if loaded.bf16 and loaded.model.device.type == "cpu":
                 # This object only predicts: bf16 weights once are faster than autocast casting
-                # them at every layer call (docs/benchmarks.md: +20% on BC5CDR dev, F1 +0.03)
+                # them at every layer call (docs/benchmarks.md: +15-20% on BC5CDR dev, F1 +0.03)
                 import torch
 
                 loaded.model = loaded.model.to(torch.bfloat16)
