@@ -121,8 +121,8 @@ class EncoderModel:
         if runtime == "torch":
             loaded.model = move_to_device(model, device, folder)
             if loaded.bf16 and loaded.model.device.type == "cpu":
-                # This object only predicts: bf16 weights once are faster than autocast casting
-                # them at every layer call (docs/benchmarks.md: +15-20% on BC5CDR dev, F1 +0.03)
+                # This object only predicts: bf16 weights once spare autocast re-casting them
+                # at every layer call (speed and F1 measured in docs/benchmarks.md)
                 import torch
 
                 loaded.model = loaded.model.to(torch.bfloat16)
