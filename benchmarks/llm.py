@@ -100,8 +100,11 @@ def cmd_generate(args) -> dict:
         seconds = time.perf_counter() - started
         if not stop_after and not constrained:
             unstopped = list(model.last_answers)
-        answers[name] = [{"id": doc.id, "answer": answer}
-                         for doc, answer in zip(sample, model.last_answers, strict=True)]
+        raw = list(model.last_answers)  # one per prompt: several per document for "tutorial"
+        answers[name] = ([{"id": doc.id, "answer": answer}
+                          for doc, answer in zip(sample, raw, strict=True)]
+                         if len(raw) == len(sample)
+                         else [{"prompt": k, "answer": answer} for k, answer in enumerate(raw)])
         runs[name] = {**_score(sample, predicted, model, args.bootstrap),
                       "generation": model.last_stats.to_dict(), "seconds": round(seconds, 1),
                       "documents_per_second": round(len(sample) / seconds, 3)}
