@@ -60,10 +60,10 @@ class LeakReport:
     def leaks(self) -> bool:
         return bool(self.shared_ids or self.shared_texts or self.contained_texts)
 
-    def leaked_ids_a(self) -> set[str]:
-        """Ids of the A documents that are in B by any of the checks."""
-        return (set(self.shared_ids) | {a for a, _ in self.shared_texts}
-                | {a for a, _ in self.contained_texts})
+    def leaked_ids(self, side: int) -> set[str]:
+        """Ids of the documents of A (``side`` 0) or B (1) found by any of the checks."""
+        return set(self.shared_ids) | {pair[side] for pair in
+                                       self.shared_texts + self.contained_texts}
 
     def to_dict(self) -> dict:
         return {
@@ -86,30 +86,28 @@ CONTAINMENT_MIN_CHARS = 200
 """Shorter texts (a sentence, a heading) are inside other documents by chance, not by reuse."""
 
 
-def _containments(containers: Sequence[Document], contained: Sequence[Document]
+def _containments(containers: list[tuple[str, str]], contained: list[tuple[str, str]]
                   ) -> list[tuple[str, str]]:
-    """(container id, contained id) where a long normalised text of ``contained`` lies
-    strictly inside one of ``containers``.
+    """(container id, contained id) where a long text of ``contained`` lies strictly inside
+    one of ``containers``; both are (id, normalised text) lists.
 
     One substring search per document over all container texts joined: linear in the
     corpus size per document, fast enough for corpora of thousands of abstracts.
     """
-    texts = [normalize_text(doc.text) for doc in containers]
-    joined = "\0".join(texts)
+    joined = "\0".join(text for _, text in containers)
     starts, at = [], 0
-    for text in texts:
+    for _, text in containers:
         starts.append(at)
         at += len(text) + 1
     pairs = []
-    for doc in contained:
-        needle = normalize_text(doc.text)
+    for doc_id, needle in contained:
         if len(needle) < CONTAINMENT_MIN_CHARS:
             continue
         found = joined.find(needle)
         while found >= 0:
-            index = bisect_right(starts, found) - 1
-            if len(texts[index]) > len(needle):
-                pairs.append((containers[index].id, doc.id))
+            container_id, text = containers[bisect_right(starts, found) - 1]
+            if len(text) > len(needle):
+                pairs.append((container_id, doc_id))
                 break
             found = joined.find(needle, found + 1)
     return pairs
@@ -134,6 +132,8 @@ def check_leak(a: Sequence[Document], b: Sequence[Document]) -> LeakReport:
             seen_b.add(fp)
             report.leaked_texts_b += fp in text_to_id_a
     report.distinct_texts_b = len(seen_b)
-    report.contained_texts = _containments(a, b) + [
-        (id_a, id_b) for id_b, id_a in _containments(b, a)]
+    texts_a = [(doc.id, normalize_text(doc.text)) for doc in a]
+    texts_b = [(doc.id, normalize_text(doc.text)) for doc in b]
+    report.contained_texts = _containments(texts_a, texts_b) + [
+        (id_a, id_b) for id_b, id_a in _containments(texts_b, texts_a)]
     return report

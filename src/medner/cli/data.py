@@ -207,7 +207,7 @@ def check_leak_command(
     corpus_a, corpus_b = load(a, fmt, on_mismatch), load(b, fmt, on_mismatch)
     report = check_leak(corpus_a.documents, corpus_b.documents)
     if write_clean is not None:
-        leaked = report.leaked_ids_a()
+        leaked = report.leaked_ids(side=0)
         kept = [doc for doc in corpus_a.documents if doc.id not in leaked]
         write_corpus(kept, write_clean, corpus_a.format)
         console.print(f"{write_clean}: {len(kept):,} of {len(corpus_a.documents):,} documents "

@@ -103,11 +103,10 @@ def load_data(config: EncoderConfig, log: Log = print) -> Data:
         notes["train_dev_leak"] = {key: value for key, value in leak.to_dict().items()
                                    if key != "examples"}
         if leak.leaks:
-            shared = len(set(leak.shared_ids) | {b for _, b in leak.shared_texts}
-                         | {b for _, b in leak.contained_texts})
-            log(f"warning: {shared} of {len(dev_docs)} dev documents are also in the training "
-                f"data (same id or text, or one text inside the other): the dev score will "
-                f"overstate; `medner data check-leak {train_path} {dev_path}` lists them")
+            log(f"warning: {len(leak.leaked_ids(side=1))} of {len(dev_docs)} dev documents are "
+                "also in the training data (same id or text, or one text inside the other): "
+                f"the dev score will overstate; `medner data check-leak {train_path} "
+                f"{dev_path}` lists them")
     schema = get_schema(config.labels) if config.labels else infer_schema(train_docs)
     if not schema.labels:
         raise ConfigError(f"{train_path}: no spans in the training data, so no labels to learn")
