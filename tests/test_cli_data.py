@@ -103,6 +103,16 @@ def test_convert_round_trips_jsonl(corpus_file, tmp_path, capsys):
     assert target.read_text() == corpus_file.read_text()
 
 
+def test_an_output_that_cannot_be_written_is_one_clear_error(corpus_file, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    target = blocker / "copy.jsonl"  # a folder that is a file: cannot be made
+    code, _, err = run(["data", "convert", str(corpus_file), str(target)], capsys)
+    assert code == 2
+    assert f"{target}: cannot write here" in err.replace("\n", "")
+    assert "Traceback" not in err
+
+
 @pytest.mark.parametrize(
     "content, where, message",
     [

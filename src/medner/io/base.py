@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import IO, Literal
 
 from medner.document import Document
-from medner.errors import FormatError
+from medner.errors import FormatError, MednerError
 
 OnMismatch = Literal["error", "skip"]
 
@@ -113,8 +113,11 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
     An interrupted write leaves the previous file (or none), never half a file.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise MednerError(f"{target}: cannot write here ({exc.strerror or exc})") from None
     try:
         encoding = None if "b" in mode else "utf-8"
         newline = None if "b" in mode else ""
