@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from machine import one_line  # benchmarks/machine.py, beside this script
+from overrides import parse_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -85,12 +86,10 @@ def main(argv: list[str] | None = None) -> int:
                         "in the throughput measurement")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="override a config field (TOML value syntax), repeatable")
+                        help="override a config field (TOML value, else a bare string), repeatable")
     parser.add_argument("--tag", default="", help="name suffix for this run's result file")
     parser.add_argument("--model", help="skip training: benchmark this trained model folder")
     args = parser.parse_args(argv)
-
-    import tomllib
 
     import torch
 
@@ -108,9 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides: dict = {"train": args.train, "dev": args.dev, "split_seed": args.split_seed,
                        "threads": args.threads,
                        "out": args.out or f"/tmp/medner-bench/{name}"}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        overrides[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+    overrides.update(parse_overrides(args.set))
     if args.dev:
         overrides["split_seed"] = None
     config = load_config(config_path, overrides)

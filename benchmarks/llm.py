@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 from machine import describe  # benchmarks/machine.py, beside this script
+from overrides import parse_overrides
 
 
 def _emit(result: dict, path: str | None) -> None:
@@ -47,14 +48,7 @@ def cmd_train(args) -> dict:
     from medner.backends.llm.config import load_config
     from medner.backends.llm.train import train
 
-    overrides = {}
-    for item in args.set or []:
-        key, _, value = item.partition("=")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
-    config = load_config(args.config, overrides)
+    config = load_config(args.config, parse_overrides(args.set or []))
     result = train(config, log=lambda m: print(m, file=sys.stderr), progress=False)
     meta = result.meta
     evals = [{k: e[k] for k in e if k in ("step", "eval_loss", "eval_strict_f1",
@@ -287,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train")
     t.add_argument("-c", "--config")
-    t.add_argument("--set", action="append", help="key=value (JSON values parsed)")
+    t.add_argument("--set", action="append", help="FIELD=VALUE (TOML value, else a bare string)")
     g = sub.add_parser("generate")
     g.add_argument("model")
     g.add_argument("--data", required=True)
