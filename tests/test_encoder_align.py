@@ -164,3 +164,45 @@ def test_merge_recovers_an_entity_across_a_window_border(mode: str) -> None:
     merged = merge_windows(tok, windows, window_lp, 3, mode)
     decoded = Decoder(tags, "BIO").decode(merged)
     assert tags_to_word_spans(decoded) == [(9, 11, "D")]
+
+
+def test_join_fragments_joins_only_same_type_neighbours_one_space_apart() -> None:
+    from medner.backends.encoder.predict import join_fragments
+
+    text = "iron dextran, cocaine  heroin (HER) and Hemorrhagic cystitis"
+    # words by hand: the comma and the parentheses are words of their own, as in BERT
+    bounds = [(0, 4), (5, 12), (12, 13), (14, 21), (23, 29), (30, 31), (31, 34), (34, 35),
+              (36, 39), (40, 51), (52, 60)]
+    tok = Tokenized(list(range(len(bounds))), list(range(len(bounds))), bounds,
+                    list(range(len(bounds))))
+    found = [(0, 0, "Chemical"), (1, 1, "Chemical"),   # "iron" "dextran": one name
+             (3, 3, "Chemical"), (4, 4, "Chemical"),   # two spaces apart: kept apart
+             (6, 6, "Chemical"),                       # "(HER)": punctuation between
+             (9, 9, "Chemical"), (10, 10, "Disease")]  # different types: kept apart
+    joined = join_fragments(text, tok, found)
+    assert [text[bounds[a][0]:bounds[b][1]] for a, b, _ in joined] == [
+        "iron dextran", "cocaine", "heroin", "HER", "Hemorrhagic", "cystitis"]
+    assert join_fragments(text, tok, []) == []
+
+
+def test_join_fragments_chains_several_pieces() -> None:
+    from medner.backends.encoder.predict import join_fragments
+
+    text = "low molecular weight heparin"
+    tok = words_of(text)
+    found = [(0, 0, "Chemical"), (1, 2, "Chemical"), (3, 3, "Chemical")]
+    assert join_fragments(text, tok, found) == [(0, 3, "Chemical")]
+
+
+def test_trim_punctuation_drops_edge_punctuation_words_only() -> None:
+    from medner.backends.encoder.predict import trim_punctuation
+
+    text = "tumors ( ciprofloxacin - induced ) , PGE ( 2 ) -"
+    tok = words_of(text)
+    found = [(0, 1, "Disease"),      # "tumors (" -> "tumors"
+             (2, 3, "Chemical"),     # "ciprofloxacin -" -> "ciprofloxacin"
+             (5, 6, "Chemical"),     # ") ," -> nothing left: dropped
+             (7, 10, "Chemical"),    # "PGE ( 2 )": brackets inside are kept
+             (11, 11, "Chemical")]   # "-" alone: dropped
+    assert trim_punctuation(text, tok, found) == [(0, 0, "Disease"), (2, 2, "Chemical"),
+                                                  (7, 10, "Chemical")]

@@ -59,6 +59,8 @@ class EncoderConfig:
                              "abbreviation whose long form was tagged: 'puromycin "
                              "aminonucleoside (PAN)' labels each later 'PAN' (Schwartz & "
                              "Hearst definitions).")
+    join_fragments: bool = _f(True, "Join two neighbouring mentions of one type separated by "
+                              "a single space ('iron' + 'dextran' -> 'iron dextran').")
     propagate: bool = _f(False, "After decoding, also tag other occurrences of a mention found "
                          "in the same document (same words, case-insensitive).")
     # --- optimisation ---------------------------------------------------------

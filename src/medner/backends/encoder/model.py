@@ -56,6 +56,8 @@ class EncoderModel:
         self.decoder = Decoder(self.tags, self.scheme, bool(inference.get("constrained", True)))
         self.propagate = bool(inference.get("propagate", False))
         # folders saved before the option existed predicted without it
+        self.join_fragments = bool(inference.get("join_fragments", False))
+        # folders saved before the option existed predicted without it
         self.abbreviations = (bool(inference.get("abbreviations", False))
                               if abbreviations is None else abbreviations)
         _, self.n_special = special_layout(tokenizer)
@@ -136,7 +138,7 @@ class EncoderModel:
                                batch_size=self.batch_size, max_width=self.max_positions,
                                progress=progress)
         return decode_documents(texts, tokenized, items, logprobs, self.decoder, self.window_merge,
-                                self.propagate)
+                                self.propagate, self.join_fragments)
 
     def extract(self, texts: str | Iterable[str], *, ids: Sequence[str] | None = None,
                 progress: bool = False) -> list[Document]:

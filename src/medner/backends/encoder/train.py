@@ -257,7 +257,7 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
             row = np.asarray(logits[k], dtype=np.float32)[pos]
             logprobs.append(row)
         spans = decode_documents(dev_texts, dev_tok, dev_items, logprobs, decoder,
-                                 config.window_merge, config.propagate)
+                                 config.window_merge, config.propagate, config.join_fragments)
         predicted = [d.with_spans(s) for d, s in zip(data.dev, spans, strict=True)]
         if config.abbreviations:
             predicted = propagate_all(predicted)
@@ -392,6 +392,7 @@ def _inference(config: EncoderConfig, stride: int) -> dict[str, Any]:
     return {"max_length": config.predict_max_length, "stride": stride,
             "window_merge": config.window_merge, "batch_size": config.predict_batch_size,
             "constrained": True, "propagate": config.propagate,
+            "join_fragments": config.join_fragments,
             "abbreviations": config.abbreviations}
 
 
