@@ -55,9 +55,8 @@ class EncoderModel:
         self.bf16 = runtime == "torch" and (cpu_supports_bf16() if bf16 is None else bf16)
         self.decoder = Decoder(self.tags, self.scheme, bool(inference.get("constrained", True)))
         self.propagate = bool(inference.get("propagate", False))
-        # folders saved before the option existed predicted without it
+        # folders saved before these options existed predicted without them
         self.join_fragments = bool(inference.get("join_fragments", False))
-        # folders saved before the option existed predicted without it
         self.abbreviations = (bool(inference.get("abbreviations", False))
                               if abbreviations is None else abbreviations)
         _, self.n_special = special_layout(tokenizer)
