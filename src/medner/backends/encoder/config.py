@@ -45,6 +45,8 @@ class EncoderConfig:
                          "model folder or a Hugging Face Hub id.")
     out: str = _f("models/encoder", "Output model folder (written atomically).")
     scheme: Scheme = _f("BIO", "Tagging scheme: BIO or BILOU.", choices=("BIO", "BILOU"))
+    crf: bool = _f(False, "Train a linear-chain CRF over the word tags (learned transition "
+                   "scores, saved in medner.json) instead of scoring each word on its own.")
     align: AlignPolicy = _f("expand", "Spans whose edges fall inside a word: expand them to "
                             "whole words, contract them to the words fully inside, or 'strict' "
                             "to drop them. Every such span is counted and reported.",

@@ -7,7 +7,7 @@ transitions are forbidden outright and the most probable valid sequence is taken
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -68,12 +68,21 @@ def viterbi(logprobs: np.ndarray, start: np.ndarray, trans: np.ndarray, end: np.
 
 
 class Decoder:
-    """Viterbi over allowed transitions for one tag inventory (masks built once)."""
+    """Viterbi over allowed transitions for one tag inventory (masks built once).
 
-    def __init__(self, tags: Sequence[str], scheme: str, constrained: bool = True) -> None:
+    ``learned``: a CRF's start, transition and end scores (``crf.saved_scores``), added to
+    the masks.
+    """
+
+    def __init__(self, tags: Sequence[str], scheme: str, constrained: bool = True,
+                 learned: Mapping[str, Sequence] | None = None) -> None:
         self.tags = list(tags)
-        self.constrained = constrained
+        self.constrained = constrained or learned is not None
         self.start, self.trans, self.end = allowed_transitions(self.tags, scheme)
+        if learned is not None:
+            self.start = self.start + np.asarray(learned["start"], dtype=np.float64)
+            self.trans = self.trans + np.asarray(learned["transitions"], dtype=np.float64)
+            self.end = self.end + np.asarray(learned["end"], dtype=np.float64)
 
     def decode(self, logprobs: np.ndarray) -> list[str]:
         if not self.constrained:

@@ -53,7 +53,8 @@ class EncoderModel:
         # bf16: weights cast once by load(), autocast for a model still training; the ONNX
         # graphs run in their own precision
         self.bf16 = runtime == "torch" and (cpu_supports_bf16() if bf16 is None else bf16)
-        self.decoder = Decoder(self.tags, self.scheme, bool(inference.get("constrained", True)))
+        self.decoder = Decoder(self.tags, self.scheme, bool(inference.get("constrained", True)),
+                               inference.get("transitions"))
         self.propagate = bool(inference.get("propagate", False))
         # folders saved before these options existed predicted without them
         self.join_fragments = bool(inference.get("join_fragments", False))

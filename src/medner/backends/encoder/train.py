@@ -27,6 +27,7 @@ from medner.backends.encoder.align import (
     word_tags,
 )
 from medner.backends.encoder.config import EncoderConfig
+from medner.backends.encoder.crf import CRF_MODULE, build_module, loss_function, saved_scores
 from medner.backends.encoder.decode import Decoder
 from medner.backends.encoder.folder import (
     FORMAT_VERSION,
@@ -239,7 +240,10 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
     if not train_features:
         raise MednerError("no training windows: the training documents are empty")
 
-    decoder = Decoder(tags, config.scheme)
+    crf = None
+    if config.crf:
+        crf = build_module(tags, config.scheme)
+        setattr(model, CRF_MODULE, crf)  # its scores train and checkpoint with the model
     dev_texts = [d.text for d in data.dev]
     dev_stride = max(config.stride, config.predict_max_length // 4)
     if data.dev:
@@ -250,6 +254,8 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
     prefix, _ = special_layout(tokenizer)
 
     def compute_metrics(pred) -> dict[str, float]:
+        decoder = Decoder(tags, config.scheme,
+                          learned=saved_scores(crf) if crf is not None else None)
         logits = pred.predictions
         logprobs = []
         for k, item in enumerate(dev_items):
@@ -309,6 +315,7 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
         data_collator=DataCollatorForTokenClassification(tokenizer, label_pad_token_id=-100),
         compute_metrics=compute_metrics if has_dev else None,
         preprocess_logits_for_metrics=(lambda logits, labels: logits.float()),
+        compute_loss_func=loss_function(model) if crf is not None else None,
         callbacks=callbacks,
     )
     resume_from = None
@@ -324,13 +331,16 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
     state = trainer.state
 
     model = trainer.model
+    inference = _inference(config, dev_stride)
+    if crf is not None:  # the best checkpoint's scores, loaded with its weights
+        inference["transitions"] = saved_scores(getattr(model, CRF_MODULE))
     dev_metrics = None
     if has_dev:
         from medner.backends.encoder.model import EncoderModel
 
         meta_probe = {"scheme": config.scheme, "tags": tags,
                       "schema": data.schema.to_dict(),
-                      "inference": _inference(config, dev_stride)}
+                      "inference": inference}
         probe = EncoderModel(model, tokenizer, meta_probe, bf16=bf16)
         predicted = probe.predict(data.dev)
         dev_metrics = score(data.dev, predicted)
@@ -349,7 +359,7 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
         "tags": tags,
         "base_model": base.to_dict(),
         "training_config": config.to_dict(),
-        "inference": _inference(config, dev_stride),
+        "inference": inference,
         "dev_metrics": dev_metrics,
         "data": data.info,
         "alignment": report.to_dict(),
@@ -365,6 +375,8 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
     # Every process saves through the Trainer: under FSDP or DeepSpeed ZeRO-3 the weights
     # are sharded over the processes, and Trainer.save_model gathers them (process 0 writes).
     staging = work_dir / "final"
+    if crf is not None:  # its scores are in medner.json; the weights stay a plain model
+        delattr(model, CRF_MODULE)
     trainer.save_model(str(staging))
 
     def write(folder: Path) -> None:
