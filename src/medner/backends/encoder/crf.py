@@ -7,9 +7,9 @@ and end scores. Only these scores are extra; they are saved in ``medner.json`` (
 ``transitions``), so the weights stay a plain token-classification model that
 ``transformers.pipeline`` loads.
 
-Written here because no well-kept library fits: pytorch-crf has not been released since
-2019 and cannot forbid transitions, and torch-struct is archived. The forward algorithm is
-twenty lines.
+Written here because no well-kept library fits: pytorch-crf's last release is from 2019 and
+it cannot forbid transitions, torch-struct's from 2021. The forward algorithm is twenty
+lines.
 """
 
 from __future__ import annotations

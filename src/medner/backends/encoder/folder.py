@@ -168,6 +168,14 @@ def model_card(meta: dict[str, Any]) -> str:
         f"{cfg['max_length']} tokens (stride {cfg['stride']}), seed {cfg['seed']}",
         f"- span alignment: {meta.get('alignment', {}).get('aligned')} of "
         f"{meta.get('alignment', {}).get('spans')} spans matched token boundaries exactly",
+    ]
+    ensemble = meta.get("ensemble")
+    if ensemble:
+        seeds = ", ".join(str(source.get("seed")) for source in ensemble["sources"])
+        lines.append(f"- an ensemble of {len(ensemble['sources'])} models trained alike (seeds "
+                     f"{seeds}; the line above is the first's): their word probabilities are "
+                     "averaged. The plain pipeline runs the first member only.")
+    lines += [
         "",
         f"The full training config, label schema and data fingerprints are in `{MEDNER_JSON}`.",
         "",

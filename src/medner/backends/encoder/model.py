@@ -10,10 +10,12 @@ from typing import Any
 from medner.abbreviations import propagate_all
 from medner.backends.encoder.align import tokenize_documents
 from medner.backends.encoder.decode import Decoder
+from medner.backends.encoder.ensemble import member_paths
 from medner.backends.encoder.folder import check_folder, move_to_device
 from medner.backends.encoder.predict import (
     cpu_supports_bf16,
     decode_documents,
+    ensemble_logits,
     run_windows,
     special_layout,
     torch_logits,
@@ -36,8 +38,10 @@ class EncoderModel:
 
     def __init__(self, model, tokenizer, meta: dict[str, Any], *, bf16: bool | None = None,
                  batch_size: int | None = None, path: str | None = None,
-                 runtime: str = "torch", abbreviations: bool | None = None) -> None:
+                 runtime: str = "torch", abbreviations: bool | None = None,
+                 members: Sequence = ()) -> None:
         self.model = model
+        self.members = list(members)  # an ensemble's other models, averaged with ``model``
         self.runtime = runtime
         self.tokenizer = tokenizer
         self.meta = meta
@@ -89,6 +93,9 @@ class EncoderModel:
         if meta.get("backend") != "encoder":
             raise MednerError(f"{folder / 'medner.json'}: backend is {meta.get('backend')!r}, "
                               "not 'encoder'")
+        member_folders = member_paths(folder, meta)
+        if member_folders and runtime == "onnx":
+            raise MednerError(f"{folder} is an ensemble; --runtime onnx runs single models only")
         model = None
         if runtime == "onnx":
             from medner.backends.encoder.onnx import OnnxEncoder
@@ -106,6 +113,8 @@ class EncoderModel:
             tokenizer = AutoTokenizer.from_pretrained(str(folder))
             if model is None:
                 model = AutoModelForTokenClassification.from_pretrained(str(folder))
+            members = [AutoModelForTokenClassification.from_pretrained(str(f))
+                       for f in member_folders]
         except (OSError, ValueError) as exc:
             raise MednerError(f"model folder {folder}: cannot load weights or tokenizer: "
                               f"{exc}") from None
@@ -115,25 +124,38 @@ class EncoderModel:
         if not getattr(tokenizer, "is_fast", False):
             raise MednerError(f"model folder {folder}: the tokenizer is not a fast tokenizer "
                               "(tokenizer.json); medner needs character offsets")
-        if model.config.num_labels != len(meta["tags"]):
-            raise MednerError(f"model folder {folder}: config.json has {model.config.num_labels}"
-                              f" labels but medner.json lists {len(meta['tags'])} tags")
+        for where, net in [(folder, model), *zip(member_folders, members, strict=True)]:
+            if net.config.num_labels != len(meta["tags"]):
+                raise MednerError(f"model folder {where}: config.json has "
+                                  f"{net.config.num_labels} labels but medner.json lists "
+                                  f"{len(meta['tags'])} tags")
         loaded = cls(model, tokenizer, meta, bf16=bf16, batch_size=batch_size, path=str(folder),
-                     runtime=runtime, abbreviations=abbreviations)
+                     runtime=runtime, abbreviations=abbreviations, members=members)
         if runtime == "torch":
-            loaded.model = move_to_device(model, device, folder)
-            if loaded.bf16 and loaded.model.device.type == "cpu":
-                # This object only predicts: bf16 weights once spare autocast re-casting them
-                # at every layer call (speed and F1 measured in docs/benchmarks.md)
-                import torch
+            import torch
 
-                loaded.model = loaded.model.to(torch.bfloat16)
+            def placed(net):
+                net = move_to_device(net, device, folder)
+                if loaded.bf16 and net.device.type == "cpu":
+                    # This object only predicts: bf16 weights once spare autocast re-casting
+                    # them at every layer call (speed and F1 measured in docs/benchmarks.md)
+                    net = net.to(torch.bfloat16)
+                return net
+
+            loaded.model = placed(model)
+            loaded.members = [placed(net) for net in members]
         return loaded
 
     def predict_spans(self, texts: Sequence[str], *, progress: bool = False) -> list[list]:
         tokenized = tokenize_documents(self.tokenizer, list(texts))
         items = window_items(tokenized, self.max_length, self.stride, self.n_special)
-        logits = self.model if self.runtime == "onnx" else torch_logits(self.model, self.bf16)
+        if self.runtime == "onnx":
+            logits = self.model
+        elif self.members:
+            logits = ensemble_logits([torch_logits(net, self.bf16)
+                                      for net in [self.model, *self.members]])
+        else:
+            logits = torch_logits(self.model, self.bf16)
         logprobs = run_windows(logits, self.tokenizer, tokenized, items,
                                batch_size=self.batch_size, max_width=self.max_positions,
                                progress=progress)

@@ -121,6 +121,18 @@ def torch_logits(model, bf16: bool) -> LogitsFunction:
     return logits
 
 
+def ensemble_logits(members: Sequence[LogitsFunction]) -> LogitsFunction:
+    """One logits function for several models: the log of their mean word probabilities
+    (already normalised, so ``run_windows``' log-softmax leaves it as it is)."""
+
+    def logits(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        stack = np.stack([log_softmax(member(input_ids, attention_mask)) for member in members])
+        top = stack.max(axis=0)
+        return top + np.log(np.exp(stack - top).mean(axis=0))
+
+    return logits
+
+
 def run_windows(logits: LogitsFunction, tokenizer, tokenized: Sequence[Tokenized],
                 items: Sequence[WindowItem], *, batch_size: int, max_width: int | None,
                 progress: bool = False, desc: str = "extract") -> list[np.ndarray]:
