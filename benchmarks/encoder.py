@@ -117,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         model_dir = Path(args.model)
         meta = json.loads((model_dir / "medner.json").read_text())
         train_seconds = meta.get("train_seconds")
+        if meta.get("ensemble"):  # all members' training, one after the other
+            train_seconds = sum(s["train_seconds"] for s in meta["ensemble"]["sources"])
     else:
         result = train(config, log=lambda m: print(m, file=sys.stderr), progress=True)
         model_dir, meta, train_seconds = result.path, result.meta, result.meta["train_seconds"]

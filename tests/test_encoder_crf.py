@@ -10,12 +10,9 @@ import numpy as np
 import pytest
 
 from medner.backends import load
-from medner.backends.encoder.config import EncoderConfig
 from medner.backends.encoder.crf import CRF_MODULE, build_module, saved_scores
 from medner.backends.encoder.decode import Decoder
-from medner.backends.encoder.tiny import save_tiny_base
-from medner.io import write_corpus
-from tests.test_encoder_model import DOCS, WINDOW, keys
+from tests.test_encoder_model import DOCS, keys, train_tiny
 
 torch = pytest.importorskip("torch")
 
@@ -89,24 +86,14 @@ def test_saved_scores_leave_out_the_mask_of_forbidden_moves() -> None:
 def test_a_tiny_crf_run_overfits_saves_its_scores_and_reloads(tmp_path: Path) -> None:
     from safetensors import safe_open
 
-    from medner.backends.encoder.train import train
-
-    base = save_tiny_base(tmp_path / "base", [d.text for d in DOCS] + ["filler text ."])
-    data = tmp_path / "train.jsonl"
-    write_corpus(DOCS, data, "jsonl")
-    config = EncoderConfig(train=str(data), dev=str(data), base_model=str(base),
-                           out=str(tmp_path / "model"), max_steps=120, batch_size=8,
-                           learning_rate=5e-3, warmup=0.0, patience=0, max_length=WINDOW,
-                           stride=4, predict_max_length=WINDOW, bf16=False, seed=1,
-                           eval_steps=60, crf=True)
-    result = train(config, log=lambda _: None, progress=False)
-    meta = json.loads((result.path / "medner.json").read_text())
+    path = train_tiny(tmp_path, crf=True)
+    meta = json.loads((path / "medner.json").read_text())
     assert meta["training_config"]["crf"] is True
     learned = meta["inference"]["transitions"]
     assert np.abs(np.asarray(learned["transitions"])).max() > 0  # the scores trained
-    with safe_open(str(result.path / "model.safetensors"), "pt") as weights:
+    with safe_open(str(path / "model.safetensors"), "pt") as weights:
         assert not any(k.startswith(CRF_MODULE) for k in weights.keys())  # noqa: SIM118
-    model = load(result.path)
+    model = load(path)
     assert np.allclose(model.decoder.trans[model.decoder.trans > -1e8],
                        np.asarray(learned["transitions"])[model.decoder.trans > -1e8])
     for gold, pred in zip(DOCS, model.predict(DOCS), strict=True):

@@ -12,14 +12,11 @@ import typer
 from typer.testing import CliRunner
 
 from medner.backends import load
-from medner.backends.encoder.config import EncoderConfig
 from medner.backends.encoder.ensemble import build_ensemble
 from medner.backends.encoder.predict import ensemble_logits, log_softmax
-from medner.backends.encoder.tiny import save_tiny_base
 from medner.cli import ensemble as ensemble_cli
 from medner.errors import MednerError
-from medner.io import write_corpus
-from tests.test_encoder_model import DOCS, WINDOW, keys
+from tests.test_encoder_model import DOCS, keys, train_tiny
 
 pytest.importorskip("torch")
 
@@ -36,21 +33,10 @@ def test_ensemble_logits_are_the_log_of_the_mean_probabilities() -> None:
 @pytest.fixture(scope="module")
 def members(tmp_path_factory) -> tuple[Path, Path, Path]:
     """Two tiny encoders of one recipe, seeds 1 and 2, and their training data."""
-    from medner.backends.encoder.train import train
-
     root = tmp_path_factory.mktemp("ensemble")
-    base = save_tiny_base(root / "base", [d.text for d in DOCS] + ["filler text ."])
-    data = root / "train.jsonl"
-    write_corpus(DOCS, data, "jsonl")
-    folders = []
-    for seed in (1, 2):
-        config = EncoderConfig(train=str(data), dev=str(data), base_model=str(base),
-                               out=str(root / f"seed{seed}"), max_steps=120, batch_size=8,
-                               learning_rate=5e-3, warmup=0.0, patience=0, max_length=WINDOW,
-                               stride=4, predict_max_length=WINDOW, bf16=False, seed=seed,
-                               eval_steps=60)
-        folders.append(train(config, log=lambda _: None, progress=False).path)
-    return folders[0], folders[1], data
+    first = train_tiny(root, seed=1, out=str(root / "seed1"))
+    second = train_tiny(root, seed=2, out=str(root / "seed2"))
+    return first, second, root / "train.jsonl"
 
 
 def test_an_ensemble_folder_averages_its_members(members, tmp_path: Path) -> None:

@@ -42,27 +42,33 @@ def keys(d: Document) -> set[tuple[int, int, str]]:
     return {s.key() for s in d.spans}
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    """Two documents, a 2-layer 32-dim BERT, trained until the loss is tiny.
+def train_tiny(root: Path, **overrides) -> Path:
+    """Train a 2-layer 32-dim BERT on DOCS until the loss is tiny; the model folder.
 
     Windows of 12 tokens (10 without [CLS]/[SEP]) cut both documents, so training and
     prediction go through overlapping windows and entities that cross their borders.
+    ``overrides`` change the config (another seed, the CRF, ...).
     """
     from medner.backends.encoder.train import train
 
-    root = tmp_path_factory.mktemp("tiny")
-    base = save_tiny_base(root / "base", [d.text for d in DOCS] + ["filler text ."])
+    base = root / "base"
+    if not base.exists():
+        save_tiny_base(base, [d.text for d in DOCS] + ["filler text ."])
     data = root / "train.jsonl"
     write_corpus(DOCS, data, "jsonl")
-    config = EncoderConfig(train=str(data), dev=str(data), base_model=str(base),
-                           out=str(root / "model"), max_steps=120, batch_size=8,
-                           learning_rate=5e-3, warmup=0.0, patience=0, max_length=WINDOW,
-                           stride=4, predict_max_length=WINDOW, bf16=False, seed=1,
-                           eval_steps=60)
+    settings = {"max_steps": 120, "batch_size": 8, "learning_rate": 5e-3, "warmup": 0.0,
+                "patience": 0, "max_length": WINDOW, "stride": 4, "predict_max_length": WINDOW,
+                "bf16": False, "seed": 1, "eval_steps": 60, "out": str(root / "model"),
+                **overrides}
+    config = EncoderConfig(train=str(data), dev=str(data), base_model=str(base), **settings)
     result = train(config, log=lambda _: None, progress=False)
     assert result.meta["train_loss"] < 0.3
     return result.path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    return train_tiny(tmp_path_factory.mktemp("tiny"))
 
 
 def test_overfit_then_reload_predicts_the_same_spans(trained: Path) -> None:

@@ -78,8 +78,8 @@ def build_ensemble(members: Sequence[str | Path], out: str | Path, *,
             raise MednerError(f"{folder}: its tokenizer differs from {folders[0]}'s; members "
                               "must share a base model")
     sources = [{"path": str(f.resolve()), "seed": m.get("training_config", {}).get("seed"),
-                "dev_metrics": m.get("dev_metrics")} for f, m in zip(folders, metas,
-                                                                      strict=True)]
+                "train_seconds": m.get("train_seconds"), "dev_metrics": m.get("dev_metrics")}
+               for f, m in zip(folders, metas, strict=True)]
 
     def write(folder: Path) -> None:
         shutil.copytree(folders[0], folder, dirs_exist_ok=True,
