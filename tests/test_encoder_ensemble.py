@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from medner.backends import load
 from medner.backends.encoder.ensemble import build_ensemble
+from medner.backends.encoder.onnx import export_onnx
 from medner.backends.encoder.predict import ensemble_logits, log_softmax
 from medner.cli import ensemble as ensemble_cli
 from medner.errors import MednerError
@@ -91,6 +92,8 @@ def test_members_must_agree_and_be_complete(members, tmp_path: Path) -> None:
     (folder / "members" / "1" / "model.safetensors").unlink()
     with pytest.raises(MednerError, match=r"members/1 is missing model\.safetensors"):
         load(folder)
+    with pytest.raises(MednerError, match="ensemble"):
+        export_onnx(folder)
 
 
 def test_the_cli_writes_the_ensemble_with_its_dev_metrics(members, tmp_path: Path) -> None:

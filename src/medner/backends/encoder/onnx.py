@@ -45,6 +45,9 @@ def export_onnx(path: str | Path, *, int8: bool = True) -> dict[str, Any]:
     if meta.get("backend") != "encoder":
         raise MednerError(f"{folder}: export-onnx needs an encoder model folder, this one is "
                           f"{meta.get('backend')!r}")
+    if meta.get("ensemble"):
+        raise MednerError(f"{folder} is an ensemble; export-onnx exports single models "
+                          "(ensembles run in torch)")
     try:
         import onnxruntime
         import onnxscript  # noqa: F401 - torch's ONNX exporter needs it; fail here, clearly
