@@ -85,7 +85,6 @@ def build_module(tags: Sequence[str], scheme: str):
 
 def word_rows(logits, labels):
     """The rows of labelled words, packed to the left: (emissions, gold tags, mask)."""
-
     labelled = labels != -100
     counts = labelled.sum(1)
     width = max(int(counts.max()), 1) if counts.numel() else 1

@@ -60,6 +60,7 @@ def build_ensemble(members: Sequence[str | Path], out: str | Path, *,
         raise MednerError("an ensemble needs at least two encoder folders")
     folders = [Path(m) for m in members]
     metas = [check_folder(f) for f in folders]
+    first_tokenizer = (folders[0] / "tokenizer.json").read_bytes()
     for folder, meta in zip(folders, metas, strict=True):
         if meta.get("backend") != "encoder":
             raise MednerError(f"{folder / MEDNER_JSON}: backend is {meta.get('backend')!r}; "
@@ -73,8 +74,7 @@ def build_ensemble(members: Sequence[str | Path], out: str | Path, *,
             if meta.get(key) != metas[0].get(key):
                 raise MednerError(f"{folder}: {key} {meta.get(key)!r} differs from "
                                   f"{folders[0]}'s {metas[0].get(key)!r}")
-        if (folder / "tokenizer.json").read_bytes() != (folders[0] / "tokenizer.json"
-                                                        ).read_bytes():
+        if (folder / "tokenizer.json").read_bytes() != first_tokenizer:
             raise MednerError(f"{folder}: its tokenizer differs from {folders[0]}'s; members "
                               "must share a base model")
     sources = [{"path": str(f.resolve()), "seed": m.get("training_config", {}).get("seed"),

@@ -332,8 +332,8 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
 
     model = trainer.model
     inference = _inference(config, dev_stride)
-    if crf is not None:  # the best checkpoint's scores, loaded with its weights
-        inference["transitions"] = saved_scores(getattr(model, CRF_MODULE))
+    if crf is not None:  # the best checkpoint's scores, loaded in place with its weights
+        inference["transitions"] = saved_scores(crf)
     dev_metrics = None
     if has_dev:
         from medner.backends.encoder.model import EncoderModel
