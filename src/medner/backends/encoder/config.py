@@ -47,6 +47,12 @@ class EncoderConfig:
     scheme: Scheme = _f("BIO", "Tagging scheme: BIO or BILOU.", choices=("BIO", "BILOU"))
     crf: bool = _f(False, "Train a linear-chain CRF over the word tags (learned transition "
                    "scores, saved in medner.json) instead of scoring each word on its own.")
+    teacher: str | None = _f(None, "Knowledge distillation: an encoder folder (one model or "
+                             "a `medner ensemble`) with the same base model and tags, whose "
+                             "word probabilities on the training windows the model also "
+                             "learns.")
+    teacher_weight: float = _f(0.5, "With --teacher: the teacher's share of the loss (the "
+                               "gold tags get the rest).")
     align: AlignPolicy = _f("expand", "Spans whose edges fall inside a word: expand them to "
                             "whole words, contract them to the words fully inside, or 'strict' "
                             "to drop them. Every such span is counted and reported.",
@@ -104,6 +110,8 @@ class EncoderConfig:
             (self.warmup >= 0, "warmup", "must be >= 0"),
             (self.patience >= 0, "patience", "must be >= 0"),
             (self.on_mismatch in ("error", "skip"), "on_mismatch", "must be error or skip"),
+            (0 <= self.teacher_weight <= 1, "teacher_weight", "must be between 0 and 1"),
+            (not (self.teacher and self.crf), "teacher", "cannot be combined with crf"),
         ]
         for ok, name, problem in checks:
             if not ok:

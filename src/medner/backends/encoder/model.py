@@ -13,6 +13,7 @@ from medner.backends.encoder.decode import Decoder
 from medner.backends.encoder.ensemble import member_paths
 from medner.backends.encoder.folder import check_folder, move_to_device
 from medner.backends.encoder.predict import (
+    LogitsFunction,
     cpu_supports_bf16,
     decode_documents,
     ensemble_logits,
@@ -146,17 +147,19 @@ class EncoderModel:
             loaded.members = [placed(net) for net in members]
         return loaded
 
+    def logits_function(self) -> LogitsFunction:
+        """Window logits of this model (an ensemble: the log of its mean probabilities)."""
+        if self.runtime == "onnx":
+            return self.model
+        if self.members:
+            return ensemble_logits([torch_logits(net, self.bf16)
+                                    for net in [self.model, *self.members]])
+        return torch_logits(self.model, self.bf16)
+
     def predict_spans(self, texts: Sequence[str], *, progress: bool = False) -> list[list]:
         tokenized = tokenize_documents(self.tokenizer, list(texts))
         items = window_items(tokenized, self.max_length, self.stride, self.n_special)
-        if self.runtime == "onnx":
-            logits = self.model
-        elif self.members:
-            logits = ensemble_logits([torch_logits(net, self.bf16)
-                                      for net in [self.model, *self.members]])
-        else:
-            logits = torch_logits(self.model, self.bf16)
-        logprobs = run_windows(logits, self.tokenizer, tokenized, items,
+        logprobs = run_windows(self.logits_function(), self.tokenizer, tokenized, items,
                                batch_size=self.batch_size, max_width=self.max_positions,
                                progress=progress)
         return decode_documents(texts, tokenized, items, logprobs, self.decoder, self.window_merge,

@@ -233,12 +233,20 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
                           "positions")
 
     report = AlignmentReport()
-    _, _, train_features = prepare_split(tokenizer, data.train, config, tags,
-                                         config.max_length, config.stride, report)
+    train_tok, train_items, train_features = prepare_split(
+        tokenizer, data.train, config, tags, config.max_length, config.stride, report)
     log(f"train: {len(data.train)} documents -> {len(train_features)} windows of <= "
         f"{config.max_length} tokens; {report.summary()}")
     if not train_features:
         raise MednerError("no training windows: the training documents are empty")
+    prefix, _ = special_layout(tokenizer)
+    teacher_info = None
+    if config.teacher:
+        from medner.backends.encoder.distill import attach_teacher
+
+        teacher_info = attach_teacher(train_features, config.teacher, tokenizer, tags,
+                                      config.scheme, train_tok, train_items, prefix,
+                                      batch_size=config.predict_batch_size, log=log)
 
     crf = None
     if config.crf:
@@ -251,7 +259,6 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
             tokenizer, data.dev, config, tags, config.predict_max_length, dev_stride, None,
             sort=True)
         log(f"dev: {len(data.dev)} documents -> {len(dev_features)} windows")
-    prefix, _ = special_layout(tokenizer)
 
     def compute_metrics(pred) -> dict[str, float]:
         decoder = Decoder(tags, config.scheme,
@@ -305,18 +312,28 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
         data_seed=config.seed,
         disable_tqdm=not progress,
         dataloader_num_workers=0,
+        remove_unused_columns=False,  # the features hold only what the model or loss reads
     )
     callbacks = [EarlyStoppingCallback(config.patience)] if has_dev and config.patience else []
-    trainer = Trainer(
+    collator = DataCollatorForTokenClassification(tokenizer, label_pad_token_id=-100)
+    trainer_class, distillation = Trainer, {}
+    if config.teacher:
+        from medner.backends.encoder.distill import DistillationTrainer, TeacherCollator
+
+        trainer_class = DistillationTrainer
+        distillation = {"teacher_weight": config.teacher_weight}
+        collator = TeacherCollator(collator, tokenizer.padding_side)
+    trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=WindowDataset(train_features),
         eval_dataset=WindowDataset(dev_features) if has_dev else None,
-        data_collator=DataCollatorForTokenClassification(tokenizer, label_pad_token_id=-100),
+        data_collator=collator,
         compute_metrics=compute_metrics if has_dev else None,
         preprocess_logits_for_metrics=(lambda logits, labels: logits.float()),
         compute_loss_func=loss_function(model) if crf is not None else None,
         callbacks=callbacks,
+        **distillation,
     )
     resume_from = None
     if config.resume:
@@ -363,6 +380,7 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
         "dev_metrics": dev_metrics,
         "data": data.info,
         "alignment": report.to_dict(),
+        "teacher": teacher_info,
         "epochs_run": round(float(state.epoch or 0), 2),
         "global_steps": state.global_step,
         "best_step": _step_of(state.best_model_checkpoint),
