@@ -31,7 +31,7 @@ TEACHER_PROBS = "teacher_probs"
 def attach_teacher(features: list[dict[str, Any]], teacher_path: str, tokenizer,
                    tags: Sequence[str], scheme: str, tokenized: Sequence[Tokenized],
                    items: Sequence[WindowItem], prefix: int, *, batch_size: int,
-                   log: Callable[[str], None]) -> dict[str, Any]:
+                   log: Callable[[str], None], progress: bool) -> dict[str, Any]:
     """Add the teacher's probabilities to each training feature (rows on the labelled
     sub-tokens, zeros elsewhere); returns what to record about the teacher."""
     from medner.backends.encoder.model import EncoderModel
@@ -51,7 +51,7 @@ def attach_teacher(features: list[dict[str, Any]], teacher_path: str, tokenizer,
     log(f"teacher {teacher_path} ({1 + len(teacher.members)} model(s)): word probabilities "
         f"for {len(items)} training windows")
     rows = run_windows(teacher.logits_function(), tokenizer, tokenized, items,
-                       batch_size=batch_size, max_width=teacher.max_positions, progress=True,
+                       batch_size=batch_size, max_width=teacher.max_positions, progress=progress,
                        desc="teacher")
     for feature, item, logprobs in zip(features, items, rows, strict=True):
         dense = np.zeros((len(feature["input_ids"]), len(tags)), dtype=np.float32)

@@ -246,7 +246,8 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
 
         teacher_info = attach_teacher(train_features, config.teacher, tokenizer, tags,
                                       config.scheme, train_tok, train_items, prefix,
-                                      batch_size=config.predict_batch_size, log=log)
+                                      batch_size=config.predict_batch_size, log=log,
+                                      progress=progress)
 
     crf = None
     if config.crf:
