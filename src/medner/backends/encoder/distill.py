@@ -22,7 +22,7 @@ from transformers import Trainer
 
 from medner.backends.encoder.align import Tokenized
 from medner.backends.encoder.predict import WindowItem, run_windows, word_positions
-from medner.errors import ConfigError
+from medner.errors import ConfigError, MednerError
 
 TEACHER_PROBS = "teacher_probs"
 """Feature and batch key of the teacher's word probabilities, (tokens, tags) per window."""
@@ -35,7 +35,6 @@ def attach_teacher(features: list[dict[str, Any]], teacher_path: str, tokenizer,
     """Add the teacher's probabilities to each training feature (rows on the labelled
     sub-tokens, zeros elsewhere); returns what to record about the teacher."""
     from medner.backends.encoder.model import EncoderModel
-    from medner.errors import MednerError
 
     try:
         teacher = EncoderModel.load(teacher_path)
