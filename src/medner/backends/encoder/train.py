@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -317,12 +318,11 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
     )
     callbacks = [EarlyStoppingCallback(config.patience)] if has_dev and config.patience else []
     collator = DataCollatorForTokenClassification(tokenizer, label_pad_token_id=-100)
-    trainer_class, distillation = Trainer, {}
+    trainer_class = Trainer
     if config.teacher:
         from medner.backends.encoder.distill import DistillationTrainer, TeacherCollator
 
-        trainer_class = DistillationTrainer
-        distillation = {"teacher_weight": config.teacher_weight}
+        trainer_class = partial(DistillationTrainer, teacher_weight=config.teacher_weight)
         collator = TeacherCollator(collator, tokenizer.padding_side)
     trainer = trainer_class(
         model=model,
@@ -334,7 +334,6 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
         preprocess_logits_for_metrics=(lambda logits, labels: logits.float()),
         compute_loss_func=loss_function(model) if crf is not None else None,
         callbacks=callbacks,
-        **distillation,
     )
     resume_from = None
     if config.resume:
