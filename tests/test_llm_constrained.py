@@ -10,6 +10,7 @@ pytest.importorskip("torch")
 
 from test_llm_tiny import save_tiny_llm  # noqa: E402
 
+from medner.backends.llm import constrained  # noqa: E402
 from medner.backends.llm.constrained import CopyConstraint, normalize  # noqa: E402
 from medner.backends.llm.generate import generate  # noqa: E402
 from medner.backends.llm.prompts import CopyRegion, get_template  # noqa: E402
@@ -74,7 +75,7 @@ def test_json_region_continues_a_copy_or_closes_it(tiny):
     _, tok = tiny
     task = get_template("entities-json").build_tasks(SCHEMAS["bc5cdr"])[0]
     text = TEXTS[0]
-    c = CopyConstraint(tok, [text], [task.copy_regions], 0, len(tok), tok.eos_token_id)
+    c = CopyConstraint(tok, [text], [task.copy_regions], len(tok), tok.eos_token_id)
     assert _allowed_strings(tok, c, '[\n{"text": "Cis", "label": "') is None   # a label: free
     assert _allowed_strings(tok, c, "[\n") is None
     for s in _allowed_strings(tok, c, '[\n{"text": "Cis'):
@@ -89,7 +90,7 @@ def test_labelled_line_region_copies_after_the_colon(tiny):
     _, tok = tiny
     task = get_template("entities-lines").build_tasks(SCHEMAS["bc5cdr"])[0]
     text = TEXTS[0]
-    c = CopyConstraint(tok, [text], [task.copy_regions], 0, len(tok), tok.eos_token_id)
+    c = CopyConstraint(tok, [text], [task.copy_regions], len(tok), tok.eos_token_id)
     assert _allowed_strings(tok, c, "Chem") is None                   # a label: free
     assert _allowed_strings(tok, c, "Chemical: Cisplatin\nDis") is None
     for s in _allowed_strings(tok, c, "Chemical: Cis"):
@@ -107,7 +108,7 @@ def test_influence_region_must_finish_its_separator(tiny):
     task = [t for t in get_template("tutorial").build_tasks(SCHEMAS["bc5cdr"])
             if t.name == "influences"][0]
     text = "Lithium toxicity led to tremor."
-    c = CopyConstraint(tok, [text], [task.copy_regions], 0, len(tok), tok.eos_token_id)
+    c = CopyConstraint(tok, [text], [task.copy_regions], len(tok), tok.eos_token_id)
     started = _allowed_strings(tok, c, "- Chemical Lithium influences")
     assert started and all(" disease".startswith(s) or s.startswith(" disease")
                            for s in started), started
@@ -119,7 +120,7 @@ def test_influence_region_must_finish_its_separator(tiny):
 def test_whitespace_in_the_input_is_normalised(tiny):
     _, tok = tiny
     text = TEXTS[1]  # has a thin space before "polyuria"
-    c = CopyConstraint(tok, [text], [EVERY_LINE], 0, len(tok), tok.eos_token_id)
+    c = CopyConstraint(tok, [text], [EVERY_LINE], len(tok), tok.eos_token_id)
     assert " " in _allowed_strings(tok, c, "tremor,")
     assert any(s.startswith("p") for s in _allowed_strings(tok, c, "tremor, "))
     assert not any(s.startswith("p") for s in _allowed_strings(tok, c, "tremor,"))
@@ -128,7 +129,7 @@ def test_whitespace_in_the_input_is_normalised(tiny):
 def test_copies_start_and_end_at_word_boundaries(tiny):
     _, tok = tiny
     text = "Cisplatin caused glomerulonephritis in rats (n=36)."
-    c = CopyConstraint(tok, [text], [EVERY_LINE], 0, len(tok), tok.eos_token_id)
+    c = CopyConstraint(tok, [text], [EVERY_LINE], len(tok), tok.eos_token_id)
     openers = {s.lstrip() for s in _allowed_strings(tok, c, "")} - {""}
     assert "C" in openers and "g" in openers and "n" in openers
     assert "p" not in openers and "e" not in openers  # inside "Cisplatin", "glomerulo..."
@@ -140,3 +141,25 @@ def test_copies_start_and_end_at_word_boundaries(tiny):
     for whole in ("Cisplatin", "glomerulonephritis", "n=36", "(n=36)."):
         assert any(s.startswith("\n") for s in _allowed_strings(tok, c, whole)), whole
         assert tok.eos_token_id in c.allowed(0), whole
+
+
+def test_row_index_equals_a_plain_search_of_the_text(tiny, monkeypatch):
+    """The set lookups for short vocabulary strings and the search for long ones choose the
+    same tokens as searching the text for every vocabulary string."""
+    _, tok = tiny
+    short = 3  # the tiny vocabulary's strings are short: this sends many down the long path
+    monkeypatch.setattr(constrained, "_SHORT", short)
+    text = "Cisplatin-induced nephrotoxicity (n=36)\u2009and hearing loss."
+    c = CopyConstraint(tok, [text], [EVERY_LINE], len(tok), tok.eos_token_id)
+    ntext = normalize(text)
+    occurring, opening = [], []
+    for tid, s in enumerate(c.vocab.strings):
+        if s and s.lstrip() in ntext:
+            occurring.append(tid)
+            if not s.strip() or constrained._copy_starts(s.lstrip(), ntext):
+                opening.append(tid)
+    row = c.rows[0]
+    assert [tid for tid, _ in row.openers] == opening
+    assert sorted(tid for bucket in row.by_first.values() for tid, _ in bucket) == occurring
+    assert any(len(c.vocab.stripped[tid]) > short for tid in opening)
+    assert any(0 < len(c.vocab.stripped[tid]) <= short for tid in opening)

@@ -1,5 +1,12 @@
 """Batched greedy decoding with the KV cache, optionally constrained to copy the input, with
-a stop for answers that loop over their own lines."""
+a stop for answers that loop over their own lines.
+
+The decoding loop is written here rather than left to ``model.generate``: ``generate`` keeps
+every row of a batch in the forward pass until the last row ends, and the copy constraint
+and loop check keep running on the finished ones. Answers here differ a lot in length (a
+loop stop ends most of them early), so the loop drops each row from the batch, the KV cache
+and the attention mask as soon as it ends.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +26,7 @@ class GenerationStats:
     truncated: int = 0
     """Answers that hit ``max_new_tokens`` before end-of-sequence (parsed as far as they go)."""
     repeat_stops: int = 0
-    """Answers ended in a loop over their own lines (``RepeatedLineStop``)."""
+    """Answers ended in a loop over their own lines (see ``repeat_cut``)."""
     constrained_steps: int = 0
     forced_exits: int = 0
     """Constrained steps where no copy could continue, so the item was closed."""
@@ -46,40 +53,6 @@ class GenerationStats:
                 "truncated": self.truncated, "repeat_stops": self.repeat_stops,
                 "constrained_steps": self.constrained_steps,
                 "forced_exits": self.forced_exits}
-
-
-class RepeatedLineStop:
-    """A stopping criterion that ends an answer once it is looping over its own lines.
-
-    Every template's answer lists distinct lines (one entity, pair or list item each). A
-    small model often repeats a line and then goes on with new ones, but ``patience`` repeats
-    in a row mean greedy decoding has entered a loop, which would otherwise run on to
-    ``max_new_tokens`` and hold up its whole batch. Only rows whose last token holds a
-    newline are decoded, so the check costs little per step. It has the call signature of
-    transformers' ``StoppingCriteria`` without subclassing it, so that importing this module
-    does not import transformers.
-    """
-
-    def __init__(self, tokenizer, prompt_width: int, patience: int) -> None:
-        self.tokenizer = tokenizer
-        self.prompt_width = prompt_width
-        self.patience = patience
-        self.newline_ids = newline_token_ids(tokenizer)
-        self.stopped: set[int] = set()
-
-    def __call__(self, input_ids, scores, **kwargs):
-        import torch
-
-        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-        for row in range(input_ids.shape[0]):
-            if int(input_ids[row, -1]) not in self.newline_ids:
-                continue
-            text = self.tokenizer.decode(input_ids[row, self.prompt_width:],
-                                         skip_special_tokens=True)
-            if repeat_cut(text, self.patience) is not None:
-                done[row] = True
-                self.stopped.add(row)
-        return done
 
 
 def repeat_cut(text: str, patience: int) -> int | None:
@@ -127,12 +100,11 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, b
     Prompts are batched by length (longest first) and left-padded. ``copy_inputs[i]`` =
     (input text, copy regions) turns on constrained decoding for prompt ``i``.
     ``repeat_patience`` > 0 ends an answer after that many repeated lines in a row
-    (``RepeatedLineStop``).
+    (``repeat_cut``).
     """
     import contextlib
 
     import torch
-    from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
     from medner.backends.llm.constrained import CopyConstraint
 
@@ -141,10 +113,6 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, b
     order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
     answers: list[str] = [""] * len(prompts)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    eos = tokenizer.eos_token_id
-    config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                              use_cache=True, pad_token_id=pad, eos_token_id=eos,
-                              bos_token_id=tokenizer.bos_token_id)
     vocab_size = model.get_output_embeddings().weight.shape[0]
     batches = [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
     bar = None
@@ -157,6 +125,7 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, b
     fp32 = next(model.parameters()).dtype == torch.float32
     autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if bf16 and fp32
                 else contextlib.nullcontext())
+    decoder = _GreedyDecoder(model, tokenizer, max_new_tokens, repeat_patience)
     try:
         for batch in batches:
             width = max(len(encoded[i]) for i in batch)
@@ -166,40 +135,24 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, b
                 seq = encoded[i]
                 ids[row, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
                 mask[row, width - len(seq):] = 1
-            processors = LogitsProcessorList()
             constraint = None
             if copy_inputs is not None:
                 constraint = CopyConstraint(tokenizer, [copy_inputs[i][0] for i in batch],
-                                            [copy_inputs[i][1] for i in batch], width,
-                                            vocab_size, eos)
-                processors.append(constraint)
-            repeat_stop = (RepeatedLineStop(tokenizer, width, repeat_patience)
-                           if repeat_patience > 0 else None)
-            stopping = StoppingCriteriaList([repeat_stop] if repeat_stop else [])
+                                            [copy_inputs[i][1] for i in batch], vocab_size,
+                                            tokenizer.eos_token_id)
             started = time.perf_counter()
             with torch.inference_mode(), autocast:
-                out = model.generate(input_ids=ids.to(model.device),
-                                     attention_mask=mask.to(model.device),
-                                     generation_config=config, logits_processor=processors,
-                                     stopping_criteria=stopping)
+                tokens, endings = decoder(ids.to(model.device), mask.to(model.device),
+                                          constraint)
             elapsed = time.perf_counter() - started
             stats.seconds += elapsed
             stats.batch_seconds.append(elapsed)
             for row, i in enumerate(batch):
-                new = out[row, width:].tolist()
-                if repeat_stop is not None and row in repeat_stop.stopped:
-                    stats.repeat_stops += 1
-                    while new and new[-1] in (pad, eos):  # the row's padding after its stop
-                        new.pop()
-                elif eos is not None and eos in new:
-                    new = new[: new.index(eos) + 1]
-                elif len(new) >= max_new_tokens:
-                    stats.truncated += 1
-                while new and new[-1] == pad and pad != eos:
-                    new.pop()
-                stats.new_tokens += len(new)
+                stats.repeat_stops += endings[row] == _REPEAT
+                stats.truncated += endings[row] == _TRUNCATED
+                stats.new_tokens += len(tokens[row])
                 stats.prompt_tokens += len(encoded[i])
-                answers[i] = tokenizer.decode(new, skip_special_tokens=True)
+                answers[i] = tokenizer.decode(tokens[row], skip_special_tokens=True)
             if constraint is not None:
                 stats.constrained_steps += constraint.masked_steps
                 stats.forced_exits += constraint.forced_exits
@@ -213,5 +166,74 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, b
     return answers, stats
 
 
-__all__ = ["GenerationStats", "RepeatedLineStop", "encode_prompt", "generate",
+_EOS, _REPEAT, _TRUNCATED = "end-of-sequence", "loop stop", "max_new_tokens"
+
+
+class _GreedyDecoder:
+    """Greedy decoding of one left-padded batch with a KV cache; each row leaves the batch
+    when it ends (end-of-sequence, a loop stop, or ``max_new_tokens``)."""
+
+    def __init__(self, model, tokenizer, max_new_tokens: int, repeat_patience: int) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_new_tokens = max_new_tokens
+        self.repeat_patience = repeat_patience
+        self.eos = tokenizer.eos_token_id
+        self.newline_ids = newline_token_ids(tokenizer) if repeat_patience > 0 else frozenset()
+        # The prompt pass needs only the last position's logits; models whose forward lacks
+        # ``logits_to_keep`` (as ``generate`` checks it) return them all.
+        supported = getattr(model, "_supports_logits_to_keep", lambda: False)()
+        self.last_logits_only = {"logits_to_keep": 1} if supported else {}
+
+    def __call__(self, ids, mask, constraint) -> tuple[list[list[int]], list[str]]:
+        """Each row's new tokens (its end-of-sequence token included) and how it ended."""
+        import torch
+        from transformers import DynamicCache
+
+        rows = ids.shape[0]
+        tokens: list[list[int]] = [[] for _ in range(rows)]
+        endings = [_TRUNCATED] * rows
+        active = list(range(rows))  # the batch rows still decoding, in cache order
+        cache = DynamicCache(config=self.model.config)
+        # positions count real tokens only, as ``generate`` does for left padding
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                            cache=cache, use_cache=True, **self.last_logits_only).logits
+        positions = positions[:, -1:]
+        while True:
+            scores = logits[:, -1, :].float()
+            if constraint is not None:
+                for slot, row in enumerate(active):
+                    constraint.restrict(row, tokens[row], scores[slot])
+            chosen = scores.argmax(-1).tolist()
+            keep = [slot for slot, (row, token) in enumerate(zip(active, chosen, strict=True))
+                    if self._goes_on(row, token, tokens, endings)]
+            if not keep:
+                return tokens, endings
+            if len(keep) < len(active):
+                index = torch.tensor(keep, device=ids.device)
+                cache.batch_select_indices(index)
+                mask, positions = mask[index], positions[index]
+                active = [active[slot] for slot in keep]
+            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+            positions = positions + 1
+            next_ids = torch.tensor([[chosen[slot]] for slot in keep], device=ids.device)
+            logits = self.model(input_ids=next_ids, attention_mask=mask, position_ids=positions,
+                                cache=cache, use_cache=True).logits
+
+    def _goes_on(self, row: int, token: int, tokens: list[list[int]], endings: list[str]) -> bool:
+        """Append ``token`` to ``row``'s answer; False when that ends the answer."""
+        tokens[row].append(token)
+        if token == self.eos:
+            endings[row] = _EOS
+            return False
+        if token in self.newline_ids:
+            text = self.tokenizer.decode(tokens[row], skip_special_tokens=True)
+            if repeat_cut(text, self.repeat_patience) is not None:
+                endings[row] = _REPEAT
+                return False
+        return len(tokens[row]) < self.max_new_tokens
+
+
+__all__ = ["GenerationStats", "encode_prompt", "generate",
            "newline_token_ids", "repeat_cut"]
