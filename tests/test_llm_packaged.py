@@ -21,8 +21,7 @@ TEXTS = ["Cisplatin caused nephrotoxicity and hearing loss in rats.",
          "dehydration; haloperidol was stopped."]
 
 
-@pytest.fixture(scope="module")
-def smollm2():
+def _smollm2():
     from medner.backends.llm.model import load_base, prepare_tokenizer
 
     _, model, tokenizer = load_base("smollm2-135m", log=lambda _: None)
@@ -36,17 +35,20 @@ def _prompts(tokenizer):
     from medner.labels import SCHEMAS
 
     (task,) = get_template("entities-lines").build_tasks(SCHEMAS["bc5cdr"])
-    return task, [render_prompt(tokenizer, task.user_message(t, SCHEMAS["bc5cdr"]))
-                  for t in TEXTS]
+    return [render_prompt(tokenizer, task.user_message(t, SCHEMAS["bc5cdr"])) for t in TEXTS]
 
 
-def test_batched_decoding_equals_generate_on_each_prompt(smollm2):
+def test_real_smollm2_decodes_like_generate_and_copies_when_constrained():
+    # One test, not two sharing a fixture: pytest-xdist could run two in separate processes
+    # that would both unpack the GGUF file into the same cache folder at once.
     import torch
 
+    from medner.backends.llm.constrained import normalize
     from medner.backends.llm.generate import encode_prompt, generate
+    from medner.backends.llm.prompts import CopyRegion
 
-    model, tokenizer = smollm2
-    _, prompts = _prompts(tokenizer)
+    model, tokenizer = _smollm2()
+    prompts = _prompts(tokenizer)
     answers, stats = generate(model, tokenizer, prompts, max_new_tokens=24, batch_size=2)
     assert stats.prompts == 2 and 0 < stats.new_tokens <= 48
     for prompt, answer in zip(prompts, answers, strict=True):
@@ -57,14 +59,6 @@ def test_batched_decoding_equals_generate_on_each_prompt(smollm2):
                                  eos_token_id=tokenizer.eos_token_id)
         assert answer == tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
 
-
-def test_constrained_answers_only_copy_the_input(smollm2):
-    from medner.backends.llm.constrained import normalize
-    from medner.backends.llm.generate import generate
-    from medner.backends.llm.prompts import CopyRegion
-
-    model, tokenizer = smollm2
-    _, prompts = _prompts(tokenizer)
     # Untrained, the model answers with prose rather than "label: text" lines; making every
     # answer line a copy region still puts the real vocabulary through the constraint.
     every_line = (CopyRegion(r"(?:^|\n)", "\n"),)
