@@ -183,7 +183,7 @@ def test_waiting_after_a_batch_keeps_clients_in_one_batch():
     # Without the wait, the clients answered by one batch miss the next one: cohorts.
     assert closed_loop_batches(max_wait_ms=0) <= 5
     # Clients come back within 2-9 ms; the wait allows 10% of the 500 ms batch, which leaves
-    # room for a loaded CI machine's scheduling delays (with 100 ms batches it failed there).
+    # room for scheduling delays on a loaded machine (100 ms batches failed once on 2 cores).
     assert closed_loop_batches(max_wait_ms=200, delay=0.5) >= 7
     # A model call so short that a tenth of it is shorter than the round trip: no wait pays.
     assert closed_loop_batches(max_wait_ms=200, delay=0.005) <= 5
