@@ -206,8 +206,14 @@ class _GreedyDecoder:
                 for slot, row in enumerate(active):
                     constraint.restrict(row, tokens[row], scores[slot])
             chosen = scores.argmax(-1).tolist()
-            keep = [slot for slot, (row, token) in enumerate(zip(active, chosen, strict=True))
-                    if self._goes_on(row, token, tokens, endings)]
+            keep = []
+            for slot, (row, token) in enumerate(zip(active, chosen, strict=True)):
+                tokens[row].append(token)
+                ending = self._ending(tokens[row])
+                if ending is None:
+                    keep.append(slot)
+                else:
+                    endings[row] = ending
             if not keep:
                 return tokens, endings
             if len(keep) < len(active):
@@ -221,18 +227,15 @@ class _GreedyDecoder:
             logits = self.model(input_ids=next_ids, attention_mask=mask, position_ids=positions,
                                 cache=cache, use_cache=True).logits
 
-    def _goes_on(self, row: int, token: int, tokens: list[list[int]], endings: list[str]) -> bool:
-        """Append ``token`` to ``row``'s answer; False when that ends the answer."""
-        tokens[row].append(token)
-        if token == self.eos:
-            endings[row] = _EOS
-            return False
-        if token in self.newline_ids:
-            text = self.tokenizer.decode(tokens[row], skip_special_tokens=True)
-            if repeat_cut(text, self.repeat_patience) is not None:
-                endings[row] = _REPEAT
-                return False
-        return len(tokens[row]) < self.max_new_tokens
+    def _ending(self, answer: list[int]) -> str | None:
+        """How ``answer`` ends with its latest token, or None while it goes on."""
+        if answer[-1] == self.eos:
+            return _EOS
+        if answer[-1] in self.newline_ids and repeat_cut(
+                self.tokenizer.decode(answer, skip_special_tokens=True),
+                self.repeat_patience) is not None:
+            return _REPEAT
+        return _TRUNCATED if len(answer) >= self.max_new_tokens else None
 
 
 __all__ = ["GenerationStats", "encode_prompt", "generate",
