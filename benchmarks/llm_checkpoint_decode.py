@@ -34,6 +34,8 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="Write the result JSON here.")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
+    if not (Path(args.checkpoint) / "adapter_config.json").is_file():
+        raise SystemExit(f"{args.checkpoint}: not a LoRA checkpoint (no adapter_config.json)")
 
     import torch
     from transformers import AutoTokenizer
@@ -41,19 +43,23 @@ def main() -> None:
     import medner
     from medner.backends.llm.model import LLMModel, load_adapter_merged, prepare_tokenizer
     from medner.backends.llm.train import dev_sample
+    from medner.errors import MednerError
     from medner.evaluate import evaluate
     from medner.io import read_corpus
     from medner.labels import apply_schema, get_schema
 
+    schema = get_schema("bc5cdr")
+    try:  # the data first: a bad path fails before the model takes its time to load
+        gold, _ = apply_schema(read_corpus(args.data).documents, schema)
+    except MednerError as exc:
+        raise SystemExit(f"error: {exc}") from None
     model = load_adapter_merged(Path(args.checkpoint), args.base_model).to(torch.bfloat16)
     tokenizer = AutoTokenizer.from_pretrained(args.checkpoint)
     prepare_tokenizer(tokenizer)
-    schema = get_schema("bc5cdr")
     meta = {"template": "entities-lines", "schema": schema.to_dict(),
             "inference": {"max_new_tokens": 256, "batch_size": args.batch_size,
                           "constrained": True, "repeat_patience": 3, "abbreviations": True}}
     predictor = LLMModel(model, tokenizer, meta, bf16=True)
-    gold, _ = apply_schema(read_corpus(args.data).documents, schema)
     sample = dev_sample(gold, args.sample, args.seed)
     predictor.predict([d for d in gold if d not in sample][:2])  # warm the vocabulary caches
     profiler = cProfile.Profile() if args.profile else None
