@@ -79,11 +79,9 @@ def main() -> None:
               "abstracts_per_second": round(len(sample) / seconds, 3),
               "strict": report.results["strict"].micro.to_dict(),
               "notes": predictor.last_notes, "generation": stats.to_dict(),
-              "batch_seconds": [round(s, 2) for s in stats.batch_seconds],
               "answers": predictor.last_answers}
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    print(json.dumps({k: result[k] for k in ("code", "seconds", "abstracts_per_second",
-                                             "batch_seconds")}),
+    print(json.dumps({k: result[k] for k in ("code", "seconds", "abstracts_per_second")}),
           f"strict F1 {100 * result['strict']['f1']:.2f}")
     if profiler:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)

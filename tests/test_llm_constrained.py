@@ -158,7 +158,7 @@ def test_row_index_equals_a_plain_search_of_the_text(tiny, monkeypatch):
             occurring.append(tid)
             if not s.strip() or constrained._copy_starts(s.lstrip(), ntext):
                 opening.append(tid)
-    row = c.rows[0]
+    row = c.row(0)
     assert [tid for tid, _ in row.openers] == opening
     assert sorted(tid for bucket in row.by_first.values() for tid, _ in bucket) == occurring
     assert any(len(c.vocab.stripped[tid]) > short for tid in opening)

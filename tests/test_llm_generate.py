@@ -1,5 +1,6 @@
-"""Greedy decoding: rows leave the batch when they end, answers match ``model.generate``, and
-the loop stop ends an answer after ``patience`` repeated lines in a row."""
+"""Greedy decoding: rows leave the batch when they end and waiting prompts take their place,
+answers match ``model.generate``, and the loop stop ends an answer after ``patience``
+repeated lines in a row."""
 
 from __future__ import annotations
 
@@ -71,6 +72,36 @@ def test_batched_answers_equal_generate_on_each_prompt_alone(memorised):
     assert (stats.truncated, stats.repeat_stops) == (0, 0)
     # the short answers left the batch when they ended: only real tokens are counted
     assert stats.new_tokens == sum(len(_reference(model, tokenizer, p, 60)) for p in prompts)
+
+
+@pytest.mark.parametrize("joinable", [True, False])
+def test_a_waiting_prompt_takes_the_place_of_an_ended_answer(memorised, monkeypatch, joinable):
+    """Two places for three prompts: the short answer ends first and the third prompt joins
+    the running cache (left-padded to its width); the cache narrows again when the widest
+    answer ends. Without joining (a cache that cannot be padded), it waits for both."""
+    from medner.backends.llm import generate as module
+
+    model, tokenizer = memorised
+    joins = []
+    join = module._Running.join
+    monkeypatch.setattr(module._Running, "joinable", lambda self: joinable)
+    monkeypatch.setattr(module._Running, "join",
+                        lambda self, other: joins.append(len(other.keys)) or join(self, other))
+    prompts = list(ANSWERS)
+    answers, stats = module.generate(model, tokenizer, prompts, max_new_tokens=60,
+                                     batch_size=2)
+    assert answers == [ANSWERS[p] for p in prompts]
+    assert joins == ([1] if joinable else [])
+    assert stats.new_tokens == sum(len(_reference(model, tokenizer, p, 60)) for p in prompts)
+
+
+def test_one_place_decodes_prompts_one_after_another(memorised):
+    from medner.backends.llm.generate import generate
+
+    model, tokenizer = memorised
+    prompts = list(ANSWERS)
+    answers, _ = generate(model, tokenizer, prompts, max_new_tokens=60, batch_size=1)
+    assert answers == [ANSWERS[p] for p in prompts]
 
 
 def test_loop_stop_ends_only_the_looping_answer(memorised):

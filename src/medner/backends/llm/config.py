@@ -92,7 +92,8 @@ class LLMConfig:
     eval_sample: int | None = _f(32, "Dev documents generated on at each evaluation and for "
                                  "the saved metrics (None or 0: all of them).")
     max_new_tokens: int = _f(384, "Generation limit per prompt; a hit is counted as truncated.")
-    predict_batch_size: int = _f(8, "Prompts per generate() call.")
+    predict_batch_size: int = _f(8, "Answers decoded together; a waiting prompt takes the "
+                                    "place of each answer that ends.")
     max_prompt_tokens: int = _f(1536, "Documents whose prompt would exceed this are split at "
                                 "sentence ends into chunks (counted), never truncated.")
     repeat_patience: int = _f(DEFAULT_REPEAT_PATIENCE, "End an answer after this many lines "

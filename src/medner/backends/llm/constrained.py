@@ -144,9 +144,11 @@ class _Row:
 
 
 class CopyConstraint:
-    """Masks the next-token scores of a batch's rows; build one per batch.
+    """Masks the next-token scores of answers being decoded.
 
-    ``texts[i]`` is the input text of row ``i``; ``regions[i]`` its task's copy regions.
+    ``texts[i]`` is the input text of answer ``i``; ``regions[i]`` its task's copy regions.
+    An answer's index of the text is built when it first decodes and dropped by ``release``:
+    one constraint serves every prompt of a ``generate`` call.
     """
 
     def __init__(self, tokenizer, texts: Sequence[str], regions: Sequence[Sequence[CopyRegion]],
@@ -154,13 +156,24 @@ class CopyConstraint:
         self.vocab = Vocabulary.of(tokenizer, vocab_size)
         self.regions = [[(re.compile(r.opener), r.terminator) for r in rs] for rs in regions]
         self.eos = eos_token_id
-        self.rows = [self._row(t) for t in texts]
+        self.texts = list(texts)
+        self.rows: dict[int, _Row] = {}
         self.answers = ["" for _ in texts]
         self.seen = [0 for _ in texts]
         self.masked_steps = 0
         self.forced_exits = 0
 
-    def _row(self, text: str) -> _Row:
+    def row(self, i: int) -> _Row:
+        """Answer ``i``'s index of its input text (built on first use)."""
+        if i not in self.rows:
+            self.rows[i] = self._index(self.texts[i])
+        return self.rows[i]
+
+    def release(self, i: int) -> None:
+        """Forget answer ``i``'s text index once it has ended (it holds ~1 MB)."""
+        self.rows.pop(i, None)
+
+    def _index(self, text: str) -> _Row:
         ntext = normalize(text)
         # Most vocabulary strings are short: set lookups answer "occurs in the text" and
         # "occurs at a word start" for them. A substring search of the text for each of ~50k
@@ -207,7 +220,7 @@ class CopyConstraint:
         if state is None:
             return None
         content, terminator = state
-        row = self.rows[i]
+        row = self.row(i)
         ntext = row.text
         item = normalize(content).lstrip()
         out: list[int] = []

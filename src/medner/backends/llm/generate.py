@@ -5,14 +5,15 @@ The decoding loop is written here rather than left to ``model.generate``: ``gene
 every row of a batch in the forward pass until the last row ends, and the copy constraint
 and loop check keep running on the finished ones. Answers here differ a lot in length (a
 loop stop ends most of them early), so the loop drops each row from the batch, the KV cache
-and the attention mask as soon as it ends.
+and the attention mask as soon as it ends, and starts a waiting prompt in its place.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 from medner.backends.llm.prompts import CopyRegion
 
@@ -30,7 +31,6 @@ class GenerationStats:
     constrained_steps: int = 0
     forced_exits: int = 0
     """Constrained steps where no copy could continue, so the item was closed."""
-    batch_seconds: list[float] = field(default_factory=list)
 
     @property
     def tokens_per_second(self) -> float:
@@ -97,9 +97,10 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, b
              ) -> tuple[list[str], GenerationStats]:
     """Greedy answers for ``prompts`` (same order), decoded without special tokens.
 
-    Prompts are batched by length (longest first) and left-padded. ``copy_inputs[i]`` =
-    (input text, copy regions) turns on constrained decoding for prompt ``i``.
-    ``repeat_patience`` > 0 ends an answer after that many repeated lines in a row
+    At most ``batch_size`` answers decode together, left-padded. Prompts start longest first,
+    and each answer that ends gives its place to the next prompt (continuous batching).
+    ``copy_inputs[i]`` = (input text, copy regions) turns on constrained decoding for prompt
+    ``i``. ``repeat_patience`` > 0 ends an answer after that many repeated lines in a row
     (``repeat_cut``).
     """
     import contextlib
@@ -108,13 +109,19 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, b
 
     from medner.backends.llm.constrained import CopyConstraint
 
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     stats = GenerationStats(prompts=len(prompts))
     encoded = [encode_prompt(tokenizer, p) for p in prompts]
+    stats.prompt_tokens = sum(len(seq) for seq in encoded)
     order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
     answers: list[str] = [""] * len(prompts)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    vocab_size = model.get_output_embeddings().weight.shape[0]
-    batches = [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
+    constraint = None
+    if copy_inputs is not None:
+        vocab_size = model.get_output_embeddings().weight.shape[0]
+        constraint = CopyConstraint(tokenizer, [text for text, _ in copy_inputs],
+                                    [regions for _, regions in copy_inputs], vocab_size,
+                                    tokenizer.eos_token_id)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -125,44 +132,26 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, b
     fp32 = next(model.parameters()).dtype == torch.float32
     autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if bf16 and fp32
                 else contextlib.nullcontext())
-    decoder = _GreedyDecoder(model, tokenizer, max_new_tokens, repeat_patience)
+    decoder = _GreedyDecoder(model, tokenizer, max_new_tokens, repeat_patience, constraint)
+    started = time.perf_counter()
     try:
-        for batch in batches:
-            width = max(len(encoded[i]) for i in batch)
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, i in enumerate(batch):
-                seq = encoded[i]
-                ids[row, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
-                mask[row, width - len(seq):] = 1
-            constraint = None
-            if copy_inputs is not None:
-                constraint = CopyConstraint(tokenizer, [copy_inputs[i][0] for i in batch],
-                                            [copy_inputs[i][1] for i in batch], vocab_size,
-                                            tokenizer.eos_token_id)
-            started = time.perf_counter()
-            with torch.inference_mode(), autocast:
-                tokens, endings = decoder(ids.to(model.device), mask.to(model.device),
-                                          constraint)
-            elapsed = time.perf_counter() - started
-            stats.seconds += elapsed
-            stats.batch_seconds.append(elapsed)
-            for row, i in enumerate(batch):
-                stats.repeat_stops += endings[row] == _REPEAT
-                stats.truncated += endings[row] == _TRUNCATED
-                stats.new_tokens += len(tokens[row])
-                stats.prompt_tokens += len(encoded[i])
-                answers[i] = tokenizer.decode(tokens[row], skip_special_tokens=True)
-            if constraint is not None:
-                stats.constrained_steps += constraint.masked_steps
-                stats.forced_exits += constraint.forced_exits
-            if bar is not None:
-                bar.update(len(batch))
+        with torch.inference_mode(), autocast:
+            for i, tokens, ending in decoder.run([(i, encoded[i]) for i in order], batch_size):
+                stats.repeat_stops += ending == _REPEAT
+                stats.truncated += ending == _TRUNCATED
+                stats.new_tokens += len(tokens)
+                answers[i] = tokenizer.decode(tokens, skip_special_tokens=True)
+                if bar is not None:
+                    bar.update(1)
     finally:
         if bar is not None:
             bar.close()
         if was_training:
             model.train()
+    stats.seconds = time.perf_counter() - started
+    if constraint is not None:
+        stats.constrained_steps = constraint.masked_steps
+        stats.forced_exits = constraint.forced_exits
     return answers, stats
 
 
@@ -170,62 +159,86 @@ _EOS, _REPEAT, _TRUNCATED = "end-of-sequence", "loop stop", "max_new_tokens"
 
 
 class _GreedyDecoder:
-    """Greedy decoding of one left-padded batch with a KV cache; each row leaves the batch
-    when it ends (end-of-sequence, a loop stop, or ``max_new_tokens``)."""
+    """Greedy decoding with a KV cache, written here rather than left to ``model.generate``
+    (see the module docstring). Each answer leaves the batch, the cache and the attention
+    mask when it ends (end-of-sequence, a loop stop, or ``max_new_tokens``), and waiting
+    prompts take the free places: their prompt pass runs on its own, then its cache is
+    left-padded and joined to the running one."""
 
-    def __init__(self, model, tokenizer, max_new_tokens: int, repeat_patience: int) -> None:
+    def __init__(self, model, tokenizer, max_new_tokens: int, repeat_patience: int,
+                 constraint) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.max_new_tokens = max_new_tokens
         self.repeat_patience = repeat_patience
+        self.constraint = constraint
         self.eos = tokenizer.eos_token_id
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos
         self.newline_ids = newline_token_ids(tokenizer) if repeat_patience > 0 else frozenset()
         # The prompt pass needs only the last position's logits; models whose forward lacks
         # ``logits_to_keep`` (as ``generate`` checks it) return them all.
         supported = getattr(model, "_supports_logits_to_keep", lambda: False)()
         self.last_logits_only = {"logits_to_keep": 1} if supported else {}
 
-    def __call__(self, ids, mask, constraint) -> tuple[list[list[int]], list[str]]:
-        """Each row's new tokens (its end-of-sequence token included) and how it ended."""
+    def run(self, prompts: Sequence[tuple[int, list[int]]], batch_size: int
+            ) -> Iterator[tuple[int, list[int], str]]:
+        """Yield (key, new tokens with the end-of-sequence token, how it ended) for each
+        (key, prompt token ids) of ``prompts`` as its answer ends, starting them in order."""
+        import torch
+
+        waiting = deque(prompts)
+        running: _Running | None = None
+        tokens: dict[int, list[int]] = {}
+        while waiting or running is not None:
+            free = batch_size - (len(running.keys) if running is not None else 0)
+            if waiting and free > 0 and (running is None or running.joinable()):
+                admitted = [waiting.popleft() for _ in range(min(free, len(waiting)))]
+                tokens.update((key, []) for key, _ in admitted)
+                started = self._prompt_pass(admitted)
+                running = started if running is None else running.join(started)
+            scores = running.logits[:, -1, :].float()
+            if self.constraint is not None:
+                for slot, key in enumerate(running.keys):
+                    self.constraint.restrict(key, tokens[key], scores[slot])
+            chosen = scores.argmax(-1).tolist()
+            keep = []
+            for slot, (key, token) in enumerate(zip(running.keys, chosen, strict=True)):
+                tokens[key].append(token)
+                ending = self._ending(tokens[key])
+                if ending is None:
+                    keep.append(slot)
+                    continue
+                if self.constraint is not None:
+                    self.constraint.release(key)
+                yield key, tokens.pop(key), ending
+            if not keep:
+                running = None
+                continue
+            if len(keep) < len(running.keys):
+                running.select(keep)
+            next_ids = torch.tensor([[chosen[slot]] for slot in keep],
+                                    device=running.mask.device)
+            running.step(self.model, next_ids)
+
+    def _prompt_pass(self, admitted: list[tuple[int, list[int]]]) -> _Running:
         import torch
         from transformers import DynamicCache
 
-        rows = ids.shape[0]
-        tokens: list[list[int]] = [[] for _ in range(rows)]
-        endings = [_TRUNCATED] * rows
-        active = list(range(rows))  # the batch rows still decoding, in cache order
+        width = max(len(seq) for _, seq in admitted)
+        device = self.model.device
+        ids = torch.full((len(admitted), width), self.pad, dtype=torch.long)
+        mask = torch.zeros((len(admitted), width), dtype=torch.long)
+        for row, (_, seq) in enumerate(admitted):
+            ids[row, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
+            mask[row, width - len(seq):] = 1
+        ids, mask = ids.to(device), mask.to(device)
         cache = DynamicCache(config=self.model.config)
         # positions count real tokens only, as ``generate`` does for left padding
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
                             cache=cache, use_cache=True, **self.last_logits_only).logits
-        positions = positions[:, -1:]
-        while True:
-            scores = logits[:, -1, :].float()
-            if constraint is not None:
-                for slot, row in enumerate(active):
-                    constraint.restrict(row, tokens[row], scores[slot])
-            chosen = scores.argmax(-1).tolist()
-            keep = []
-            for slot, (row, token) in enumerate(zip(active, chosen, strict=True)):
-                tokens[row].append(token)
-                ending = self._ending(tokens[row])
-                if ending is None:
-                    keep.append(slot)
-                else:
-                    endings[row] = ending
-            if not keep:
-                return tokens, endings
-            if len(keep) < len(active):
-                index = torch.tensor(keep, device=ids.device)
-                cache.batch_select_indices(index)
-                mask, positions = mask[index], positions[index]
-                active = [active[slot] for slot in keep]
-            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
-            positions = positions + 1
-            next_ids = torch.tensor([[chosen[slot]] for slot in keep], device=ids.device)
-            logits = self.model(input_ids=next_ids, attention_mask=mask, position_ids=positions,
-                                cache=cache, use_cache=True).logits
+        return _Running([key for key, _ in admitted], cache, mask, positions[:, -1:],
+                        logits[:, -1:, :])
 
     def _ending(self, answer: list[int]) -> str | None:
         """How ``answer`` ends with its latest token, or None while it goes on."""
@@ -236,6 +249,83 @@ class _GreedyDecoder:
                 self.repeat_patience) is not None:
             return _REPEAT
         return _TRUNCATED if len(answer) >= self.max_new_tokens else None
+
+
+@dataclass
+class _Running:
+    """The answers decoding together: their keys (one per cache row), KV cache, attention
+    mask (as wide as the cache), the positions of their next tokens, and the latest logits."""
+
+    keys: list[int]
+    cache: object
+    mask: object
+    positions: object
+    logits: object
+
+    def joinable(self) -> bool:
+        """Whether other rows can be joined to the cache: only plain layers, whose keys and
+        values hold every position, can be left-padded (a sliding-window layer cannot)."""
+        from transformers.cache_utils import DynamicLayer
+
+        return all(type(layer) is DynamicLayer for layer in self.cache.layers)
+
+    def join(self, other: _Running) -> _Running:
+        """These rows followed by ``other``'s, both left-padded to the wider cache.
+
+        transformers has no cache concatenation, so the layers' key and value tensors are
+        padded and joined here (the padding is masked out, like a prompt's left padding)."""
+        import torch
+
+        width = max(self.mask.shape[1], other.mask.shape[1])
+        for mine, theirs in zip(self.cache.layers, other.cache.layers, strict=True):
+            mine.keys = torch.cat([_left_pad(mine.keys, width), _left_pad(theirs.keys, width)])
+            mine.values = torch.cat([_left_pad(mine.values, width),
+                                     _left_pad(theirs.values, width)])
+        self.mask = torch.cat([_left_pad(self.mask, width), _left_pad(other.mask, width)])
+        self.positions = torch.cat([self.positions, other.positions])
+        self.logits = torch.cat([self.logits, other.logits])
+        self.keys = self.keys + other.keys
+        return self
+
+    def select(self, slots: list[int]) -> None:
+        """Keep only the rows ``slots``, and cut the columns that are padding in every row
+        left (the widest answers may have been the ones that ended)."""
+        import torch
+
+        index = torch.tensor(slots, device=self.mask.device)
+        self.cache.batch_select_indices(index)
+        self.mask, self.positions = self.mask[index], self.positions[index]
+        self.keys = [self.keys[slot] for slot in slots]
+        first = int(self.mask.any(0).int().argmax())
+        if first:
+            for layer in self.cache.layers:
+                layer.keys = layer.keys[..., first:, :]
+                layer.values = layer.values[..., first:, :]
+            self.mask = self.mask[:, first:]
+
+    def step(self, model, next_ids) -> None:
+        """Feed each row its chosen token."""
+        import torch
+
+        self.mask = torch.cat([self.mask, self.mask.new_ones((len(self.keys), 1))], dim=1)
+        self.positions = self.positions + 1
+        self.logits = model(input_ids=next_ids, attention_mask=self.mask,
+                            position_ids=self.positions, cache=self.cache,
+                            use_cache=True).logits
+
+
+def _left_pad(tensor, width: int):
+    """``tensor`` with zeros prepended along its sequence axis (the last one for a mask, the
+    second to last for keys and values) up to ``width``."""
+    import torch
+
+    axis = tensor.dim() - 1 if tensor.dim() == 2 else tensor.dim() - 2
+    missing = width - tensor.shape[axis]
+    if missing <= 0:
+        return tensor
+    shape = list(tensor.shape)
+    shape[axis] = missing
+    return torch.cat([tensor.new_zeros(shape), tensor], dim=axis)
 
 
 __all__ = ["GenerationStats", "encode_prompt", "generate",
