@@ -106,7 +106,8 @@ def extract_command(
     output: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         "--output", "-o", help="Write here instead of stdout.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(  # noqa: UP045
-        "--batch-size", help="Windows per forward pass.")] = None,
+        "--batch-size", help="Windows per forward pass (encoder), answers decoded "
+        "together (LLM).")] = None,
     threads: Annotated[Optional[int], typer.Option(  # noqa: UP045
         "--threads", help="Torch CPU threads.")] = None,
     resume: Annotated[bool, typer.Option(

@@ -95,7 +95,8 @@ def serve_command(
         "the batch's model time) for its clients' next requests, so they share the next "
         "batch. An idle server never waits.")] = 200.0,
     batch_size: Annotated[int | None, typer.Option(
-        "--batch-size", help="Windows per forward pass (default: the model's).")] = None,
+        "--batch-size", help="Windows per forward pass (encoder), answers decoded "
+        "together (LLM); default: the model's.")] = None,
     threads: Annotated[int | None, typer.Option(
         "--threads", help="Torch CPU threads (default: all cores).")] = None,
     log_level: Annotated[str, typer.Option(
