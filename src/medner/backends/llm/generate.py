@@ -277,11 +277,13 @@ class _Running:
         import torch
 
         width = max(self.mask.shape[1], other.mask.shape[1])
+        sequence = -2  # keys and values are (batch, heads, sequence, head size)
         for mine, theirs in zip(self.cache.layers, other.cache.layers, strict=True):
-            mine.keys = torch.cat([_left_pad(mine.keys, width), _left_pad(theirs.keys, width)])
-            mine.values = torch.cat([_left_pad(mine.values, width),
-                                     _left_pad(theirs.values, width)])
-        self.mask = torch.cat([_left_pad(self.mask, width), _left_pad(other.mask, width)])
+            mine.keys = torch.cat([_left_pad(mine.keys, width, sequence),
+                                   _left_pad(theirs.keys, width, sequence)])
+            mine.values = torch.cat([_left_pad(mine.values, width, sequence),
+                                     _left_pad(theirs.values, width, sequence)])
+        self.mask = torch.cat([_left_pad(self.mask, width, -1), _left_pad(other.mask, width, -1)])
         self.positions = torch.cat([self.positions, other.positions])
         self.logits = torch.cat([self.logits, other.logits])
         self.keys = self.keys + other.keys
@@ -314,12 +316,10 @@ class _Running:
                             use_cache=True).logits
 
 
-def _left_pad(tensor, width: int):
-    """``tensor`` with zeros prepended along its sequence axis (the last one for a mask, the
-    second to last for keys and values) up to ``width``."""
+def _left_pad(tensor, width: int, axis: int):
+    """``tensor`` with zeros prepended along ``axis`` up to ``width``."""
     import torch
 
-    axis = tensor.dim() - 1 if tensor.dim() == 2 else tensor.dim() - 2
     missing = width - tensor.shape[axis]
     if missing <= 0:
         return tensor
