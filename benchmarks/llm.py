@@ -72,6 +72,8 @@ def cmd_generate(args) -> dict:
     from medner.labels import apply_schema
 
     model = load(args.model, batch_size=args.batch_size)
+    if args.max_prompt_tokens:
+        model.max_prompt_tokens = args.max_prompt_tokens
     gold = read_corpus(args.data).documents
     gold, _ = apply_schema(gold, model.schema)
     sample = dev_sample(gold, args.sample, args.seed)
@@ -133,7 +135,7 @@ def cmd_generate(args) -> dict:
             "data": str(args.data), "sample": {"documents": len(sample), "of": len(gold),
                                                "seed": args.seed},
             "batch_size": model.batch_size, "max_new_tokens": model.max_new_tokens,
-            "runs": runs, "simulated_loop_stop": simulated}
+            "max_prompt_tokens": model.max_prompt_tokens, "runs": runs, "simulated_loop_stop": simulated}
 
 
 def _score(sample, predicted, model, bootstrap: int) -> dict:
@@ -298,6 +300,9 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--simulate-patience", type=int, action="append", help="Also score the "
                    "answers decoded without the loop stop as a stop after N repeated lines "
                    "would have cut them (repeatable).")
+    g.add_argument("--max-prompt-tokens", type=int, help="Split documents whose prompt is "
+                   "longer than this at sentence ends, one prompt per piece (default: as the "
+                   "model was saved).")
     k = sub.add_parser("tokens")
     k.add_argument("--data", required=True)
     k.add_argument("--template", action="append", required=True)
