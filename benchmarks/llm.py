@@ -135,7 +135,8 @@ def cmd_generate(args) -> dict:
             "data": str(args.data), "sample": {"documents": len(sample), "of": len(gold),
                                                "seed": args.seed},
             "batch_size": model.batch_size, "max_new_tokens": model.max_new_tokens,
-            "max_prompt_tokens": model.max_prompt_tokens, "runs": runs, "simulated_loop_stop": simulated}
+            "max_prompt_tokens": model.max_prompt_tokens, "runs": runs,
+            "simulated_loop_stop": simulated}
 
 
 def _score(sample, predicted, model, bootstrap: int) -> dict:
