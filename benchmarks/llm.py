@@ -71,8 +71,12 @@ def cmd_generate(args) -> dict:
     from medner.io import read_corpus
     from medner.labels import apply_schema
 
+    if args.max_prompt_tokens is not None and args.max_prompt_tokens < 32:
+        # the limit training configs enforce; checked before the model takes its time to load
+        raise SystemExit(f"error: --max-prompt-tokens must be at least 32, not "
+                         f"{args.max_prompt_tokens}")
     model = load(args.model, batch_size=args.batch_size)
-    if args.max_prompt_tokens:
+    if args.max_prompt_tokens is not None:
         model.max_prompt_tokens = args.max_prompt_tokens
     gold = read_corpus(args.data).documents
     gold, _ = apply_schema(gold, model.schema)
