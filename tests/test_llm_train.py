@@ -18,6 +18,7 @@ from test_llm_tiny import save_tiny_llm  # noqa: E402
 
 from medner.backends import load  # noqa: E402
 from medner.backends.llm.config import LLMConfig  # noqa: E402
+from medner.backends.llm.model import prompt_tokens  # noqa: E402
 from medner.backends.llm.prompts import get_template, render_prompt  # noqa: E402
 from medner.document import Document, Span  # noqa: E402
 from medner.errors import ConfigError, MednerError  # noqa: E402
@@ -186,7 +187,8 @@ def test_folder_describes_itself(trained):
 def test_long_documents_are_split_not_truncated(trained):
     _, result = trained
     model = load(result.path)
-    model.max_prompt_tokens = model._prompt_tokens("") + 30  # room for about one sentence
+    template_tokens = prompt_tokens(model.tokenizer, model.tasks, model.schema, "")
+    model.max_prompt_tokens = template_tokens + 30  # room for about one sentence
     long = Document("long", " ".join([DOCS[0].text, DOCS[1].text] * 2))
     pred = model.predict([long])[0]
     assert pred.metadata["llm"]["chunks"] > 1
@@ -194,9 +196,32 @@ def test_long_documents_are_split_not_truncated(trained):
     for span in pred.spans:
         assert long.text[span.start:span.end] == span.text
     assert {s.text for s in pred.spans} >= {"Cisplatin", "tremor"}
-    model.max_prompt_tokens = model._prompt_tokens("") - 1
+    model.max_prompt_tokens = template_tokens - 1
     with pytest.raises(MednerError, match="raise max_prompt_tokens"):
         model.predict([long])
+
+
+def test_training_pieces_hold_the_mentions_inside_them(trained):
+    from medner.backends.llm.train import piece_documents
+
+    _, result = trained
+    model = load(result.path)
+    long = doc("long", f"{DOCS[0].text} {DOCS[1].text} Cisplatin and tremor again.",
+               ("Cisplatin", "Chemical"), ("nephrotoxicity", "Disease"),
+               ("Lithium", "Chemical"), ("tremor", "Disease"))
+    crossed = doc("x", long.text, ("rats. Lithium", "Chemical"))
+    limit = prompt_tokens(model.tokenizer, model.tasks, model.schema, "") + 30
+    pieces, counts = piece_documents([long, crossed, DOCS[1]], model.tasks, model.tokenizer,
+                                     model.schema, limit)
+    whole = [p for p in pieces if p.metadata["piece_of"] == "long"]
+    assert len(whole) > 1 and counts["pieces"] == len(pieces)
+    # the mention across a sentence end spoils both pieces; short DOCS[1] gives none
+    assert counts["crossed"] == 2 and len(pieces) == 2 * len(whole) - 2
+    for piece in whole:
+        assert piece.text in long.text and not piece.relations
+        for span in piece.spans:
+            assert piece.text[span.start:span.end] == span.text
+    assert sum(len(p.spans) for p in whole) == len(long.spans)
 
 
 def test_qlora_step_on_cpu(tmp_path):

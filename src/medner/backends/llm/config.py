@@ -64,6 +64,11 @@ class LLMConfig:
     lora_targets: tuple[str, ...] = _f(DEFAULT_TARGETS, "Module names that get LoRA adapters.")
     max_length: int = _f(1024, "Maximum tokens of prompt + completion in training; longer "
                          "examples are skipped and counted (never truncated).")
+    train_piece_tokens: int | None = _f(None, "Also train on pieces of each training "
+                                        "document, cut at sentence ends so that their prompt "
+                                        "fits this many tokens (entity tasks only; the whole "
+                                        "document stays an example). Teaches the answers "
+                                        "that a smaller max_prompt_tokens asks for.")
     # --- optimisation ---------------------------------------------------------
     epochs: float = _f(1.0, "Training epochs.")
     max_steps: int | None = _f(None, "Stop after this many optimiser steps (overrides --epochs).")
@@ -126,6 +131,8 @@ class LLMConfig:
             (self.predict_batch_size > 0, "predict_batch_size", "must be > 0"),
             (self.repeat_patience >= 0, "repeat_patience", "must be >= 0"),
             (self.max_prompt_tokens >= 32, "max_prompt_tokens", "must be at least 32"),
+            (self.train_piece_tokens is None or self.train_piece_tokens >= 32,
+             "train_piece_tokens", "must be at least 32"),
             (self.quantize in (None, "4bit"), "quantize", "must be 4bit or left out"),
         ]
         for ok, name, problem in checks:

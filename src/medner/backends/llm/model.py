@@ -303,24 +303,30 @@ class LLMModel:
     # ------------------------------------------------------------------ long inputs
     def _chunks(self, text: str) -> list[tuple[int, int]]:
         """(start, end) pieces whose prompts fit ``max_prompt_tokens``: sentence ends first."""
-        pieces = split_text(text, lambda s: self._prompt_tokens(s), self.max_prompt_tokens)
-        if len(pieces) == 1:
-            return pieces
-        trimmed = []  # whitespace between sentences belongs to no chunk
-        for a, b in pieces:
-            piece = text[a:b]
-            a2 = a + len(piece) - len(piece.lstrip())
-            b2 = b - (len(piece) - len(piece.rstrip()))
-            if a2 < b2:
-                trimmed.append((a2, b2))
-        return trimmed
+        return text_pieces(text, lambda s: prompt_tokens(self.tokenizer, self.tasks,
+                                                         self.schema, s),
+                           self.max_prompt_tokens)
 
-    def _prompt_tokens(self, text: str) -> int:
-        worst = 0
-        for task in self.tasks:
-            prompt = render_prompt(self.tokenizer, task.user_message(text, self.schema))
-            worst = max(worst, len(self.tokenizer(prompt)["input_ids"]))
-        return worst
+
+def prompt_tokens(tokenizer, tasks: Sequence[Task], schema: LabelSchema, text: str) -> int:
+    """Tokens in the longest of the tasks' prompts for ``text``."""
+    return max(len(tokenizer(render_prompt(tokenizer, task.user_message(text, schema)))
+                   ["input_ids"]) for task in tasks)
+
+
+def text_pieces(text: str, measure, limit: int) -> list[tuple[int, int]]:
+    """``split_text`` without the whitespace between sentences, which belongs to no piece."""
+    pieces = split_text(text, measure, limit)
+    if len(pieces) == 1:
+        return pieces
+    trimmed = []
+    for a, b in pieces:
+        piece = text[a:b]
+        a2 = a + len(piece) - len(piece.lstrip())
+        b2 = b - (len(piece) - len(piece.rstrip()))
+        if a2 < b2:
+            trimmed.append((a2, b2))
+    return trimmed
 
 
 def split_text(text: str, measure, limit: int) -> list[tuple[int, int]]:
@@ -380,4 +386,5 @@ def load_adapter_merged(folder: Path, base_name: str):
     return model.merge_and_unload()
 
 
-__all__ = ["LLMModel", "cpu_supports_bf16", "load_base", "split_text", "unpacked_folder"]
+__all__ = ["LLMModel", "cpu_supports_bf16", "load_base", "prompt_tokens", "split_text",
+           "text_pieces", "unpacked_folder"]

@@ -36,6 +36,8 @@ from medner.backends.llm.model import (
     cpu_supports_bf16,
     load_adapter_merged,
     load_base,
+    prompt_tokens,
+    text_pieces,
 )
 from medner.backends.llm.prompts import Task, document_tasks, get_template, render_prompt
 from medner.document import Document
@@ -75,6 +77,35 @@ def build_examples(docs: Sequence[Document], tasks: Sequence[Task], tokenizer,
                              "completion_mask": [0] * len(prompt_ids) + [1] * len(completion_ids)})
     counts["examples"] = len(examples)
     return examples, counts
+
+
+def piece_documents(docs: Sequence[Document], tasks: Sequence[Task], tokenizer,
+                    schema: LabelSchema, limit: int) -> tuple[list[Document], dict[str, int]]:
+    """Documents cut into pieces whose prompt fits ``limit`` tokens, with the spans inside.
+
+    Documents that fit whole give no pieces. A piece that a mention crosses is left out and
+    counted; relations are dropped (they belong to the whole document).
+    """
+    def measure(text: str) -> int:
+        return prompt_tokens(tokenizer, tasks, schema, text)
+
+    pieces, counts = [], {"pieces": 0, "crossed": 0}
+    for doc in docs:
+        bounds = text_pieces(doc.text, measure, limit)
+        if len(bounds) == 1:
+            continue
+        for n, (start, end) in enumerate(bounds):
+            if any(s.start < end and s.end > start and not (start <= s.start and s.end <= end)
+                   for s in doc.spans):
+                counts["crossed"] += 1
+                continue
+            spans = [replace(s, start=s.start - start, end=s.end - start, fragments=tuple(
+                (a - start, b - start) for a, b in s.fragments))
+                for s in doc.spans if start <= s.start and s.end <= end]
+            pieces.append(Document(f"{doc.id}#{n}", doc.text[start:end], tuple(spans),
+                                   metadata={**doc.metadata, "piece_of": doc.id}))
+    counts["pieces"] = len(pieces)
+    return pieces, counts
 
 
 def dev_sample(docs: Sequence[Document], size: int | None, seed: int) -> list[Document]:
@@ -209,6 +240,16 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
                                                   config.max_length)
     log(f"train: {len(data.train)} documents -> {train_counts['examples']} examples "
         f"({train_counts['too_long']} longer than {config.max_length} tokens skipped)")
+    if config.train_piece_tokens:
+        entity_tasks = [t for t in tasks if t.kind == "entities"]
+        pieces, piece_counts = piece_documents(data.train, entity_tasks, tokenizer,
+                                               data.schema, config.train_piece_tokens)
+        piece_examples, _ = build_examples(pieces, entity_tasks, tokenizer, data.schema,
+                                           config.max_length)
+        train_examples += piece_examples
+        log(f"train pieces (prompts of at most {config.train_piece_tokens} tokens): "
+            f"{len(piece_examples)} more examples ({piece_counts['crossed']} pieces that a "
+            f"mention crosses left out)")
     if not train_examples:
         raise MednerError("no training examples: every example is longer than max_length or "
                           "the documents have no targets for this template")
@@ -443,4 +484,5 @@ def _medner_version() -> str:
         return "unknown"
 
 
-__all__ = ["TrainResult", "build_examples", "dev_sample", "generation_metrics", "train"]
+__all__ = ["TrainResult", "build_examples", "dev_sample", "generation_metrics",
+           "piece_documents", "train"]
