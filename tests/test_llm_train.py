@@ -224,6 +224,14 @@ def test_training_pieces_hold_the_mentions_inside_them(trained):
     assert sum(len(p.spans) for p in whole) == len(long.spans)
 
 
+def test_training_pieces_need_an_entity_template(tmp_path):
+    from medner.backends.llm.train import train
+
+    config = tiny_config(tmp_path, template="relations", train_piece_tokens=64)
+    with pytest.raises(ConfigError, match="train_piece_tokens"):
+        train(config, log=lambda _m: None, progress=False)
+
+
 def test_qlora_step_on_cpu(tmp_path):
     pytest.importorskip("bitsandbytes")
     from medner.backends.llm.train import train

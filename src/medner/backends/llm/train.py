@@ -223,6 +223,10 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
     data = load_data(config, log)  # duck-typed: reads train/dev/labels/format/split_seed
     template = get_template(config.template)
     tasks = template.build_tasks(data.schema)
+    entity_tasks = [t for t in tasks if t.kind == "entities"]
+    if config.train_piece_tokens and not entity_tasks:
+        raise ConfigError(f"train_piece_tokens cuts documents for entity answers, and the "
+                          f"{template.name!r} template asks for none; leave it out")
     bf16 = cpu_supports_bf16() if config.bf16 is None else config.bf16
     set_seed(config.seed)
     adapter = continued_from = None
@@ -241,7 +245,6 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
     log(f"train: {len(data.train)} documents -> {train_counts['examples']} examples "
         f"({train_counts['too_long']} longer than {config.max_length} tokens skipped)")
     if config.train_piece_tokens:
-        entity_tasks = [t for t in tasks if t.kind == "entities"]
         pieces, piece_counts = piece_documents(data.train, entity_tasks, tokenizer,
                                                data.schema, config.train_piece_tokens)
         piece_examples, _ = build_examples(pieces, entity_tasks, tokenizer, data.schema,
