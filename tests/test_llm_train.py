@@ -324,6 +324,27 @@ def test_extract_and_evaluate_cli_take_constrained_for_llm_folders(trained, tmp_
     assert report["entities"]["strict"]["micro"]["f1"] == 1.0
 
 
+def test_extract_and_evaluate_cli_cut_prompts_at_max_prompt_tokens(trained, tmp_path):
+    from typer.testing import CliRunner
+
+    from medner.cli import app
+
+    _, result = trained
+    model = load(result.path)
+    limit = prompt_tokens(model.tokenizer, model.tasks, model.schema, "") + 30
+    long = f"{DOCS[0].text} {DOCS[1].text}"
+    out = CliRunner().invoke(app, ["extract", str(result.path), "-f", "jsonl",
+                                   "--max-prompt-tokens", str(limit), long])
+    assert out.exit_code == 0, out.output + repr(out.exception)
+    assert Document.from_dict(json.loads(out.stdout)).metadata["llm"]["chunks"] == 2
+    gold = tmp_path / "gold.jsonl"
+    write_corpus([Document("long", long)], gold, "jsonl")
+    out = CliRunner().invoke(app, ["evaluate", str(result.path), "--data", str(gold),
+                                   "--max-prompt-tokens", "10", "--bootstrap", "0"])
+    assert out.exit_code != 0
+    assert "max_prompt_tokens must be at least 32, not 10" in out.output + str(out.exception)
+
+
 def test_llm_folders_serve_and_batch_like_encoder_folders(trained, tmp_path):
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient

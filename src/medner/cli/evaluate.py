@@ -96,6 +96,15 @@ def evaluate_command(
             show_default=False,
         ),
     ] = None,
+    max_prompt_tokens: Annotated[
+        int | None,
+        typer.Option(
+            "--max-prompt-tokens",
+            help="With an LLM model: cut documents whose prompt is longer than this at "
+            "sentence ends, one prompt a piece (default: as saved).",
+            show_default=False,
+        ),
+    ] = None,
     abbreviations: Annotated[
         bool | None,
         typer.Option(
@@ -131,7 +140,8 @@ def evaluate_command(
         gold = read_corpus(data, on_mismatch=on_mismatch).documents
         gold, predicted, notes = predict_with_model(gold_or_model, gold, constrained=constrained,
                                                      repeat_patience=repeat_patience,
-                                                     abbreviations=abbreviations)
+                                                     abbreviations=abbreviations,
+                                                     max_prompt_tokens=max_prompt_tokens)
         if save_predictions is not None:
             write_corpus(predicted, save_predictions)
     else:

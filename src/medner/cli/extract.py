@@ -121,6 +121,10 @@ def extract_command(
         "--repeat-patience", help="LLM models: end an answer after this many lines in a row "
         "that repeat earlier ones (a greedy loop); 0 never. Default: as the model was saved.",
         show_default=False)] = None,
+    max_prompt_tokens: Annotated[Optional[int], typer.Option(  # noqa: UP045
+        "--max-prompt-tokens", help="LLM models: cut documents whose prompt is longer than "
+        "this at sentence ends, one prompt a piece (smaller: more recall, slower). Default: "
+        "as the model was saved.", show_default=False)] = None,
     abbreviations: Annotated[Optional[bool], typer.Option(  # noqa: UP045
         "--abbreviations/--no-abbreviations", help="Tag every use of an abbreviation whose "
         "long form was tagged ('puromycin aminonucleoside (PAN)' labels each 'PAN'), or not. "
@@ -159,6 +163,7 @@ def extract_command(
     files = list(input or [])
     load_options = {"batch_size": batch_size, "threads": threads, "constrained": constrained,
                     "repeat_patience": repeat_patience, "abbreviations": abbreviations,
+                    "max_prompt_tokens": max_prompt_tokens,
                     "runtime": runtime, "device": device}
     if engine == "ray":
         if texts or not files or output is None:

@@ -20,13 +20,14 @@ from medner.backends.llm.prompts import TEMPLATES, get_template
 def load(path: str | Path, *, bf16: bool | None = None, batch_size: int | None = None,
          threads: int | None = None, constrained: bool | None = None,
          device: str | None = None, repeat_patience: int | None = None,
-         abbreviations: bool | None = None):
+         abbreviations: bool | None = None, max_prompt_tokens: int | None = None):
     """Load a trained LLM folder (an ``LLMModel``) on ``device`` (default: the CPU)."""
     from medner.backends.llm.model import LLMModel
 
     return LLMModel.load(path, bf16=bf16, batch_size=batch_size, threads=threads,
                          constrained=constrained, device=device,
-                         repeat_patience=repeat_patience, abbreviations=abbreviations)
+                         repeat_patience=repeat_patience, abbreviations=abbreviations,
+                         max_prompt_tokens=max_prompt_tokens)
 
 
 def train(config: LLMConfig, *, log=print, progress: bool = True):

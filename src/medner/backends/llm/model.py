@@ -132,14 +132,19 @@ class LLMModel:
     def __init__(self, model, tokenizer, meta: dict[str, Any], *, bf16: bool | None = None,
                  batch_size: int | None = None, constrained: bool | None = None,
                  repeat_patience: int | None = None, abbreviations: bool | None = None,
-                 path: str | None = None) -> None:
+                 max_prompt_tokens: int | None = None, path: str | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.meta = meta
         self.path = path
         inference = meta.get("inference", {})
         self.max_new_tokens = int(inference.get("max_new_tokens", 384))
-        self.max_prompt_tokens = int(inference.get("max_prompt_tokens", 1536))
+        if max_prompt_tokens is None:
+            max_prompt_tokens = int(inference.get("max_prompt_tokens", 1536))
+        if max_prompt_tokens < 32:
+            raise MednerError(f"max_prompt_tokens must be at least 32, not {max_prompt_tokens}")
+        self.max_prompt_tokens = max_prompt_tokens
+        """Documents whose prompt is longer are cut at sentence ends, one prompt a piece."""
         self.batch_size = batch_size or int(inference.get("batch_size", 8))
         self.constrained = (bool(inference.get("constrained", False)) if constrained is None
                             else constrained)
@@ -178,10 +183,12 @@ class LLMModel:
     def load(cls, path: str | Path, *, bf16: bool | None = None, batch_size: int | None = None,
              threads: int | None = None, constrained: bool | None = None,
              device: str | None = None, repeat_patience: int | None = None,
-             abbreviations: bool | None = None) -> LLMModel:
+             abbreviations: bool | None = None,
+             max_prompt_tokens: int | None = None) -> LLMModel:
         """``device`` ("cuda", "cuda:1", ...) puts the model there (default: CPU);
         ``repeat_patience`` overrides the saved loop stop (0 turns it off), ``abbreviations``
-        the saved abbreviation propagation."""
+        the saved abbreviation propagation, ``max_prompt_tokens`` the prompt length above
+        which documents are cut into pieces."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -213,7 +220,8 @@ class LLMModel:
         model = move_to_device(model, device, folder)
         loaded = cls(model, tokenizer, meta, bf16=bf16, batch_size=batch_size,
                      constrained=constrained, repeat_patience=repeat_patience,
-                     abbreviations=abbreviations, path=str(folder))
+                     abbreviations=abbreviations, max_prompt_tokens=max_prompt_tokens,
+                     path=str(folder))
         if loaded.bf16:
             # Cast once: autocast would re-cast every frozen fp32 weight at every decoding
             # step, which costs more than the bf16 matmuls save.
