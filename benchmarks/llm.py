@@ -75,9 +75,8 @@ def cmd_generate(args) -> dict:
         # the limit training configs enforce; checked before the model takes its time to load
         raise SystemExit(f"error: --max-prompt-tokens must be at least 32, not "
                          f"{args.max_prompt_tokens}")
-    model = load(args.model, batch_size=args.batch_size)
-    if args.max_prompt_tokens is not None:
-        model.max_prompt_tokens = args.max_prompt_tokens
+    model = load(args.model, batch_size=args.batch_size,
+                 max_prompt_tokens=args.max_prompt_tokens)
     gold = read_corpus(args.data).documents
     gold, _ = apply_schema(gold, model.schema)
     sample = dev_sample(gold, args.sample, args.seed)
