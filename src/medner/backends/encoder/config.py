@@ -80,6 +80,10 @@ class EncoderConfig:
     weight_decay: float = _f(0.01, "AdamW weight decay.")
     scheduler: str = _f("linear", "Learning-rate schedule after warmup (transformers name).")
     dropout: float | None = _f(None, "Classifier dropout (default: the base model's).")
+    adversarial_epsilon: float = _f(0.0, "Adversarial training (FGM): after each step, move "
+                                    "the word embeddings this far (L2 norm) along their "
+                                    "gradient and learn the batch again there; twice the "
+                                    "training cost. 0 turns it off.")
     patience: int = _f(3, "Early stopping: evaluations without a better dev F1 before stopping.")
     eval_steps: int | None = _f(None, "Evaluate on dev every N steps (default: once per epoch).")
     seed: int = _f(13, "Random seed for initialisation, data order and splitting.")
@@ -110,6 +114,7 @@ class EncoderConfig:
             (self.warmup >= 0, "warmup", "must be >= 0"),
             (self.patience >= 0, "patience", "must be >= 0"),
             (self.on_mismatch in ("error", "skip"), "on_mismatch", "must be error or skip"),
+            (self.adversarial_epsilon >= 0, "adversarial_epsilon", "must be >= 0"),
             (0 <= self.teacher_weight <= 1, "teacher_weight", "must be between 0 and 1"),
             (not (self.teacher and self.crf), "teacher", "cannot be combined with crf"),
         ]

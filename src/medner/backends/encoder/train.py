@@ -324,6 +324,10 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
 
         trainer_class = partial(DistillationTrainer, teacher_weight=config.teacher_weight)
         collator = TeacherCollator(collator, tokenizer.padding_side)
+    if config.adversarial_epsilon:
+        from medner.backends.encoder.adversarial import with_adversarial
+
+        trainer_class = with_adversarial(trainer_class, config.adversarial_epsilon)
     trainer = trainer_class(
         model=model,
         args=args,
