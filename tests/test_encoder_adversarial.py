@@ -79,6 +79,8 @@ def test_a_tiny_adversarial_run_overfits_and_records_epsilon(tmp_path: Path) -> 
         assert keys(pred) == keys(gold)
     meta = json.loads((model / "medner.json").read_text())
     assert meta["training_config"]["adversarial_epsilon"] == 0.1
+    assert "adversarial training (FGM) on the word embeddings, epsilon 0.1" in (
+        model / "README.md").read_text()
 
 
 def test_a_negative_epsilon_is_refused() -> None:

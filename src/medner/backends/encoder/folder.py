@@ -169,6 +169,9 @@ def model_card(meta: dict[str, Any]) -> str:
         f"- span alignment: {meta.get('alignment', {}).get('aligned')} of "
         f"{meta.get('alignment', {}).get('spans')} spans matched token boundaries exactly",
     ]
+    if cfg.get("adversarial_epsilon"):
+        lines.append(f"- adversarial training (FGM) on the word embeddings, epsilon "
+                     f"{cfg['adversarial_epsilon']}")
     ensemble = meta.get("ensemble")
     if ensemble:
         seeds = ", ".join(str(source.get("seed")) for source in ensemble["sources"])
