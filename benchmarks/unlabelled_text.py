@@ -27,8 +27,9 @@ def ade_documents(folder: Path) -> dict[str, str]:
     for name in ("DRUG-AE.rel", "DRUG-DOSE.rel"):
         for lineno, line in enumerate((folder / name).read_text(encoding="utf-8").splitlines(), 1):
             fields = line.split("|")
-            if len(fields) < 4:
-                raise SystemExit(f"{folder / name}:{lineno}: expected PMID|sentence|..|start|..")
+            if len(fields) < 4 or not fields[3].isdigit():
+                raise SystemExit(f"{folder / name}:{lineno}: expected PMID|sentence|..|start|.. "
+                                 "with a number as the fourth field")
             sentences[fields[0]].setdefault(fields[1], int(fields[3]))
     negative = folder / "ADE-NEG.txt"
     for lineno, line in enumerate(negative.read_text(encoding="utf-8").splitlines(), 1):
