@@ -59,6 +59,42 @@ def test_exclusion_drops_by_id_and_by_normalised_text() -> None:
     assert kept == docs and counts["excluded"] == 0
 
 
+TITLE = "Lidocaine-induced cardiac asystole."
+ABSTRACT = (
+    "Intravenous administration of a single 50-mg bolus of lidocaine in a 67-year-old man "
+    "resulted in profound depression of the activity of the sinoatrial and atrioventricular "
+    "nodal pacemakers. The patient had no apparent associated conditions which might have "
+    "predisposed him to the development of bradyarrhythmias; and, thus, this probably "
+    "represented a true idiosyncrasy to lidocaine.")
+OTHER = (
+    "Haloperidol given to elderly patients with delirium was followed by tardive dyskinesia "
+    "in a small number of cases; the movements resolved within weeks of stopping the drug, "
+    "and no patient needed further treatment for them in this retrospective series.")
+
+
+def test_exclusion_drops_an_abstract_whose_title_plus_abstract_is_excluded() -> None:
+    # the tutorial's instruction records hold BC5CDR abstracts without their titles, each
+    # several times (one record per task)
+    docs = [Document("instruct:1", ABSTRACT), Document("instruct:2", OTHER),
+            Document("instruct:3", "  " + ABSTRACT.upper())]
+    kept, counts = exclude_documents(docs, [Document("227508", f"{TITLE} {ABSTRACT}")])
+    assert kept == [docs[1]]
+    assert counts["excluded"] == counts["excluded_by_containment"] == 2
+    assert counts["excluded_by_id"] == counts["excluded_by_text"] == 0
+    assert counts["overlap_after_exclusion"] == 0
+
+
+def test_exclusion_drops_every_title_plus_abstract_holding_an_excluded_abstract() -> None:
+    # the converse, with the holding text twice and an id repeated on an unrelated text:
+    # documents are dropped by position, not by id
+    titled = f"{TITLE} {ABSTRACT}"
+    docs = [Document("a:1", titled), Document("a:1", OTHER), Document("b:1", titled)]
+    kept, counts = exclude_documents(docs, [Document("instruct:1", ABSTRACT)])
+    assert kept == [docs[1]]
+    assert counts["excluded"] == counts["excluded_by_containment"] == 2
+    assert counts["overlap_after_exclusion"] == 0
+
+
 def test_held_out_split_is_by_document_and_seeded() -> None:
     docs = [Document(str(i), f"text {i}") for i in range(20)]
     train, held = held_out_split(docs, 0.1, seed=3)

@@ -6,10 +6,12 @@ so it works as ``--base-model`` for ``medner train`` (both backends).
 
 Texts come from any corpus format medner reads (only the text is used), plain ``.txt``
 files (paragraphs separated by blank lines are documents) or medner JSONL. Documents that
-also appear in ``exclude`` files (same id or same normalised text) are dropped before
-anything else, and the kept set is checked again afterwards: evaluation text never enters
-pretraining. A seeded fraction of the documents is held out to measure perplexity before
-and after; training text is concatenated and cut into fixed-length blocks.
+``medner data check-leak`` finds in the ``exclude`` files (same id, same normalised text, or
+one normalised text holding the other whole, e.g. an abstract alone against title +
+abstract) are dropped before anything else, and the kept set is checked again with the same
+check afterwards: evaluation text never enters pretraining. A seeded fraction of the
+documents is held out to measure perplexity before and after; training text is concatenated
+and cut into fixed-length blocks.
 """
 
 from __future__ import annotations
@@ -105,24 +107,34 @@ def read_documents(paths: Sequence[str | Path], fmt: str | None = None) -> list[
 
 def exclude_documents(docs: list[Document], excluded: list[Document]
                       ) -> tuple[list[Document], dict[str, int]]:
-    """``docs`` without any document of ``excluded`` (same id or same normalised text).
+    """``docs`` without every document that ``check_leak`` (the check ``medner data
+    check-leak`` runs) finds in ``excluded``: the same id, the same normalised text, or one
+    normalised text holding the other whole (an abstract alone against title + abstract, in
+    either direction; texts under ``CONTAINMENT_MIN_CHARS`` are not compared that way).
 
-    The kept documents are checked against ``excluded`` once more with ``check_leak`` (the
-    check ``medner data check-leak`` runs), so a mistake here cannot pass silently.
+    The kept documents are checked against ``excluded`` once more with the same check, so a
+    mistake here cannot pass silently; ``overlap_after_exclusion`` is that re-check's count.
     """
-    from medner.document import text_fingerprint
     from medner.split import check_leak
 
-    ids = {d.id for d in excluded}
-    texts = {text_fingerprint(d.text) for d in excluded}
-    kept = [d for d in docs if d.id not in ids and text_fingerprint(d.text) not in texts]
-    leak = check_leak(excluded, kept)
-    if leak.shared_ids or leak.shared_texts:
-        raise MednerError(f"exclusion failed: {len(leak.shared_ids)} ids and "
-                          f"{len(leak.shared_texts)} texts of the excluded files remain")
+    leak = check_leak(excluded, docs)
+    drop = leak.leaked_positions(side=1)
+    kept = [d for i, d in enumerate(docs) if i not in drop]
+    after = check_leak(excluded, kept)
+    if after.leaks:
+        raise MednerError(f"exclusion failed: {len(after.leaked_positions(side=1))} documents "
+                          f"still match the excluded files ({len(after.shared_ids)} by id, "
+                          f"{len(after.shared_texts)} by text, {len(after.contained_texts)} "
+                          "by containment)")
+
+    def found_by(check: str) -> int:
+        return sum(check in checks for checks in leak.found[1].values())
+
     return kept, {"documents": len(docs), "excluded": len(docs) - len(kept),
                   "kept": len(kept), "exclude_documents": len(excluded),
-                  "overlap_after_exclusion": 0}
+                  "excluded_by_id": found_by("id"), "excluded_by_text": found_by("text"),
+                  "excluded_by_containment": found_by("contained"),
+                  "overlap_after_exclusion": len(after.leaked_positions(side=1))}
 
 
 def held_out_split(docs: list[Document], fraction: float, seed: int
@@ -224,7 +236,10 @@ def pretrain(config: PretrainConfig, *, log: Log = print, progress: bool = True
     if config.exclude:
         docs, exclusion = exclude_documents(docs, read_documents(config.exclude))
         log(f"exclusion: {exclusion['excluded']} of {exclusion['documents']} documents "
-            f"dropped (also in {', '.join(config.exclude)}); overlap after: 0")
+            f"dropped (also in {', '.join(config.exclude)}: {exclusion['excluded_by_id']} by "
+            f"id, {exclusion['excluded_by_text']} by text, "
+            f"{exclusion['excluded_by_containment']} by containment); overlap after: "
+            f"{exclusion['overlap_after_exclusion']}")
     train_docs, held_docs = held_out_split(docs, config.held_out, config.seed)
     base, model, tokenizer = load_for_objective(config.base_model, config.objective, log)
     block = min(config.block_size, _model_limit(model, config.objective))

@@ -55,6 +55,10 @@ class LeakReport:
     """(id in A, id in B) pairs where one normalised text holds the other whole (an abstract
     alone against title + abstract); texts shorter than ``CONTAINMENT_MIN_CHARS`` are not
     checked."""
+    found: tuple[dict[int, set[str]], dict[int, set[str]]] = field(
+        default_factory=lambda: ({}, {}), repr=False)
+    """Per side (A, B): the position of every document found -> the checks that found it
+    ("id", "text", "contained"). Positions, unlike ids, stay exact where ids repeat."""
 
     @property
     def leaks(self) -> bool:
@@ -64,6 +68,14 @@ class LeakReport:
         """Ids of the documents of A (``side`` 0) or B (1) found by any of the checks."""
         return set(self.shared_ids) | {pair[side] for pair in
                                        self.shared_texts + self.contained_texts}
+
+    def leaked_positions(self, side: int) -> set[int]:
+        """Positions (0-based) in A (``side`` 0) or B (1) of the documents found by any of
+        the checks: what to leave out of that side to remove the leak."""
+        return set(self.found[side])
+
+    def _mark(self, side: int, position: int, check: str) -> None:
+        self.found[side].setdefault(position, set()).add(check)
 
     def to_dict(self) -> dict:
         return {
@@ -86,54 +98,67 @@ CONTAINMENT_MIN_CHARS = 200
 """Shorter texts (a sentence, a heading) are inside other documents by chance, not by reuse."""
 
 
-def _containments(containers: list[tuple[str, str]], contained: list[tuple[str, str]]
-                  ) -> list[tuple[str, str]]:
-    """(container id, contained id) where a long text of ``contained`` lies strictly inside
-    one of ``containers``; both are (id, normalised text) lists.
+def _containments(containers: list[str], contained: list[str]) -> list[tuple[int, int]]:
+    """(container position, contained position) for every long text of ``contained`` that
+    lies strictly inside a text of ``containers`` (both normalised texts), one pair per
+    container that holds it.
 
-    One substring search per document over all container texts joined: linear in the
-    corpus size per document, fast enough for corpora of thousands of abstracts.
+    One substring search per document over all container texts joined, resumed after each
+    container found: linear in the corpus size per document, fast enough for corpora of
+    thousands of abstracts.
     """
-    joined = "\0".join(text for _, text in containers)
+    joined = "\0".join(containers)
     starts, at = [], 0
-    for _, text in containers:
+    for text in containers:
         starts.append(at)
         at += len(text) + 1
     pairs = []
-    for doc_id, needle in contained:
+    for j, needle in enumerate(contained):
         if len(needle) < CONTAINMENT_MIN_CHARS:
             continue
         found = joined.find(needle)
         while found >= 0:
-            container_id, text = containers[bisect_right(starts, found) - 1]
-            if len(text) > len(needle):
-                pairs.append((container_id, doc_id))
+            i = bisect_right(starts, found) - 1
+            if len(containers[i]) > len(needle):
+                pairs.append((i, j))
+            if i + 1 == len(containers):
                 break
-            found = joined.find(needle, found + 1)
+            found = joined.find(needle, starts[i + 1])
     return pairs
 
 
 def check_leak(a: Sequence[Document], b: Sequence[Document]) -> LeakReport:
     """Documents of B that are also in A: by id, by normalised text, and by one text holding
     the other whole."""
-    ids_a = {doc.id for doc in a}
-    text_to_id_a: dict[str, str] = {}
-    for doc in a:
-        text_to_id_a.setdefault(text_fingerprint(doc.text), doc.id)
+    positions_a: dict[str, list[int]] = defaultdict(list)
+    text_to_a: dict[str, list[int]] = defaultdict(list)
+    for i, doc in enumerate(a):
+        positions_a[doc.id].append(i)
+        text_to_a[text_fingerprint(doc.text)].append(i)
     report = LeakReport(size_a=len(a), size_b=len(b))
     seen_b: set[str] = set()
-    for doc in b:
-        if doc.id in ids_a:
+    for j, doc in enumerate(b):
+        if doc.id in positions_a:
             report.shared_ids.append(doc.id)
+            report._mark(1, j, "id")
+            for i in positions_a[doc.id]:
+                report._mark(0, i, "id")
         fp = text_fingerprint(doc.text)
-        if fp in text_to_id_a:
-            report.shared_texts.append((text_to_id_a[fp], doc.id))
+        if fp in text_to_a:
+            report.shared_texts.append((a[text_to_a[fp][0]].id, doc.id))
+            report._mark(1, j, "text")
+            for i in text_to_a[fp]:
+                report._mark(0, i, "text")
         if fp not in seen_b:
             seen_b.add(fp)
-            report.leaked_texts_b += fp in text_to_id_a
+            report.leaked_texts_b += fp in text_to_a
     report.distinct_texts_b = len(seen_b)
-    texts_a = [(doc.id, normalize_text(doc.text)) for doc in a]
-    texts_b = [(doc.id, normalize_text(doc.text)) for doc in b]
-    report.contained_texts = _containments(texts_a, texts_b) + [
-        (id_a, id_b) for id_b, id_a in _containments(texts_b, texts_a)]
+    texts_a = [normalize_text(doc.text) for doc in a]
+    texts_b = [normalize_text(doc.text) for doc in b]
+    pairs = _containments(texts_a, texts_b) + [
+        (i, j) for j, i in _containments(texts_b, texts_a)]
+    for i, j in pairs:
+        report.contained_texts.append((a[i].id, b[j].id))
+        report._mark(0, i, "contained")
+        report._mark(1, j, "contained")
     return report
