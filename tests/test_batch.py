@@ -21,6 +21,7 @@ from medner.batch import (
     iter_documents,
     journal_path,
     open_journal,
+    output_format_on_disk,
 )
 from medner.document import Document, Span
 from medner.errors import FormatError, MednerError
@@ -394,3 +395,85 @@ def test_ids_pubtator_cannot_hold_fail_before_any_work(tmp_path):
         extract_to_file(model, [src], tmp_path / "o.pubtator", output_format="pubtator",
                         batch_size=1, progress=False)
     assert model.calls <= 1
+
+
+# --- resuming into an output written in another format ---------------------------------------
+
+
+def test_output_format_on_disk(tmp_path):
+    src = make_corpus(tmp_path / "in.jsonl", 2)
+    for fmt in ("jsonl", "pubtator", "brat"):
+        out = tmp_path / f"o_{fmt}"
+        extract_to_file(FakeModel(), [src], out, output_format=fmt, progress=False)
+        assert output_format_on_disk(out) == fmt
+    samples = {"t.txt": ("# d0\nEntity: fever, Label: SYMPTOM\n", "text"),
+               "t1.txt": ("Entity: fever, Label: SYMPTOM\n", "text"),
+               "j.json": ('[\n  {\n    "id": "d0"', "json"),
+               "torn.jsonl": ('{"id": "d0", "te', "jsonl"),
+               "i.jsonl": ('{"prompt": "p", "completion": "c"}\n', "instruct"),
+               "empty.jsonl": ("", None), "notes.txt": ("my notes\n", None)}
+    for name, (content, fmt) in samples.items():
+        (tmp_path / name).write_text(content, encoding="utf-8")
+        assert output_format_on_disk(tmp_path / name) == fmt, name
+    assert output_format_on_disk(tmp_path / "missing.jsonl") is None
+
+
+@pytest.mark.parametrize("written, resumed", [("pubtator", "jsonl"), ("jsonl", "pubtator"),
+                                              ("brat", "jsonl"), ("jsonl", "brat")])
+def test_resume_refuses_an_output_of_another_format(tmp_path, written, resumed):
+    src = make_corpus(tmp_path / "in.jsonl", 3)
+    out = tmp_path / "out"
+    extract_to_file(FakeModel(), [src], out, output_format=written, progress=False)
+    before = sorted((p.name, p.read_bytes()) for p in ([out] if out.is_file() else
+                                                      out.iterdir()))
+    model = FakeModel()
+    with pytest.raises(MednerError, match=f"{out} holds {written}.*this run writes {resumed}"):
+        extract_to_file(model, [src], out, output_format=resumed, resume=True, progress=False)
+    assert model.calls == 0
+    assert sorted((p.name, p.read_bytes()) for p in ([out] if out.is_file() else
+                                                    out.iterdir())) == before
+    assert resumed == "jsonl" or not journal_path(out, resumed).exists()
+
+
+def test_resume_refuses_text_lines_in_a_jsonl_file(tmp_path):
+    out = tmp_path / "entities.jsonl"
+    out.write_text("# d0\nEntity: fever, Label: SYMPTOM\n", encoding="utf-8")
+    with pytest.raises(MednerError, match=r"holds text \(Entity/Label lines\) output.*writes "
+                       r"jsonl.*cannot be resumed.*without --resume"):
+        extract_to_file(FakeModel(), [make_corpus(tmp_path / "a.jsonl", 2)], out, resume=True,
+                        progress=False)
+    assert out.read_text(encoding="utf-8") == "# d0\nEntity: fever, Label: SYMPTOM\n"
+
+
+def test_resume_as_jsonl_refuses_the_journal_of_an_interrupted_pubtator_run(tmp_path):
+    src = make_corpus(tmp_path / "in.jsonl", 10)
+    out = tmp_path / "out.pubtator"
+    with pytest.raises(KeyboardInterrupt):
+        extract_to_file(FakeModel(crash_after=1), [src], out, output_format="pubtator",
+                        batch_size=4, progress=False)
+    journal = journal_path(out, "pubtator")
+    with pytest.raises(MednerError, match="journal of an interrupted pubtator or brat run"):
+        extract_to_file(FakeModel(), [src], out, output_format="jsonl", resume=True,
+                        progress=False)
+    assert not out.exists() and ids_of(journal) == ["d0", "d1", "d2", "d3"]
+
+
+def test_a_matching_journal_resumes_over_a_stale_output_of_another_format(tmp_path):
+    """The journal is what a pubtator run appends to; the old output is replaced at the end."""
+    src = make_corpus(tmp_path / "in.jsonl", 10)
+    out = tmp_path / "out.pubtator"
+    extract_to_file(FakeModel(), [src], out, output_format="jsonl", progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        extract_to_file(FakeModel(crash_after=1), [src], out, output_format="pubtator",
+                        batch_size=4, progress=False)
+    result = extract_to_file(FakeModel(), [src], out, output_format="pubtator", resume=True,
+                             batch_size=4, progress=False)
+    assert (result.skipped, result.extracted) == (4, 6)
+    assert output_format_on_disk(out) == "pubtator"
+
+
+def test_a_folder_is_only_a_brat_output(tmp_path):
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(MednerError, match="is a folder; jsonl output is a file"):
+        extract_to_file(FakeModel(), [make_corpus(tmp_path / "a.jsonl", 2)], tmp_path / "folder",
+                        progress=False)

@@ -179,3 +179,125 @@ def test_abbreviations_option_propagates_a_tagged_long_form(model_dir: Path) -> 
     result = CliRunner().invoke(make_app(), ["extract", str(model_dir), "--abbreviations", text])
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert result.output.count("Entity: ML, Label: DISEASE") == 2
+
+
+# --- the output format follows --output's name unless --format is given ----------------------
+
+
+@pytest.mark.parametrize("name, fmt", [
+    ("entities.jsonl", "jsonl"), ("entities.json", "json"), ("entities.pubtator", "pubtator"),
+    ("CDR_Test.PubTator.txt", "pubtator"), ("entities.txt", "text"), ("entities", "text"),
+    ("entities.out", "text"),
+])
+def test_output_format_from_name(tmp_path: Path, name: str, fmt: str) -> None:
+    assert extract_cli.choose_output_format(None, tmp_path / name) == fmt
+    assert extract_cli.choose_output_format(None, None) == "text"
+    (tmp_path / "folder").mkdir()
+    assert extract_cli.choose_output_format(None, tmp_path / "folder") == "brat"
+
+
+@pytest.mark.parametrize("name", ["out.xml", "out.conll", "out.ann"])
+def test_an_output_name_of_a_format_extract_cannot_write_is_refused(tmp_path: Path,
+                                                                    name: str) -> None:
+    with pytest.raises(MednerError, match=name):
+        extract_cli.choose_output_format(None, tmp_path / name)
+    assert extract_cli.choose_output_format("jsonl", tmp_path / name) == "jsonl"
+
+
+def batch_args(model_dir: Path, tmp_path: Path, *extra: str) -> list[str]:
+    corpus = tmp_path / "abstracts.jsonl"
+    if not corpus.exists():
+        write_corpus(gold(), corpus, "jsonl")
+    return ["extract", str(model_dir), "--input", str(corpus), *extra]
+
+
+def test_batch_output_format_follows_the_extension(model_dir: Path, tmp_path: Path) -> None:
+    """The README's own example: --output entities.jsonl writes JSON Lines, not text lines."""
+    for name, fmt in (("entities.jsonl", "jsonl"), ("entities.pubtator", "pubtator"),
+                      ("entities.PubTator.txt", "pubtator")):
+        out = tmp_path / name
+        result = CliRunner().invoke(make_app(), batch_args(model_dir, tmp_path, "-o", str(out)))
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        assert "warning" not in result.output
+        corpus = read_corpus(out, fmt)
+        assert [d.id for d in corpus.documents] == ["a", "b"], name
+        assert any(s.text == "Malaria" for s in corpus.documents[0].spans), name
+    first = json.loads((tmp_path / "entities.jsonl").read_text().splitlines()[0])
+    assert first["id"] == "a" and first["text"] == TEXT
+    assert (tmp_path / "entities.pubtator").read_text().startswith(f"a|t|{TEXT}\n")
+
+    out = tmp_path / "entities.json"
+    result = CliRunner().invoke(make_app(), batch_args(model_dir, tmp_path, "-o", str(out)))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert [d["id"] for d in json.loads(out.read_text())] == ["a", "b"]
+
+    brat = tmp_path / "brat_out"
+    brat.mkdir()
+    result = CliRunner().invoke(make_app(), batch_args(model_dir, tmp_path, "-o", str(brat)))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert sorted(p.name for p in brat.iterdir()) == ["a.ann", "a.txt", "b.ann", "b.txt"]
+
+    out = tmp_path / "entities.txt"
+    result = CliRunner().invoke(make_app(), batch_args(model_dir, tmp_path, "-o", str(out)))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "Entity: Malaria, Label: DISEASE" in out.read_text().splitlines()
+
+
+def test_text_lines_on_stdout_by_default(model_dir: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(make_app(), batch_args(model_dir, tmp_path))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    lines = result.stdout.splitlines()
+    assert lines[0] == "# a" and "Entity: Malaria, Label: DISEASE" in lines
+
+
+def test_explicit_format_wins_over_the_name_with_a_warning(model_dir: Path,
+                                                           tmp_path: Path) -> None:
+    out = tmp_path / "entities.jsonl"
+    result = CliRunner().invoke(make_app(), batch_args(model_dir, tmp_path, "-o", str(out),
+                                                       "--format", "pubtator"))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "warning: writing pubtator into" in result.stderr and "says jsonl" in result.stderr
+    assert [d.id for d in read_corpus(out, "pubtator").documents] == ["a", "b"]
+    out = tmp_path / "entities.txt"  # .txt says nothing against another format: no warning
+    result = CliRunner().invoke(make_app(), batch_args(model_dir, tmp_path, "-o", str(out),
+                                                       "--format", "jsonl"))
+    assert result.exit_code == 0 and "warning" not in result.stderr
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["a", "b"]
+
+
+def test_resume_refuses_an_output_written_in_another_format(model_dir: Path, tmp_path: Path,
+                                                            capsys) -> None:
+    from medner.cli import main
+
+    out = tmp_path / "entities.jsonl"
+    # What the old default did: Entity/Label text lines in a .jsonl file.
+    result = CliRunner().invoke(make_app(), batch_args(model_dir, tmp_path, "-o", str(out),
+                                                       "-f", "text"))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    before = out.read_text()
+    assert before.startswith("# a\nEntity: ")
+    with pytest.raises(SystemExit) as exit_info:
+        main(batch_args(model_dir, tmp_path, "-o", str(out), "--resume"))
+    err = " ".join(capsys.readouterr().err.split())  # rich may wrap the line
+    assert exit_info.value.code == 2
+    assert f"{out} holds text (Entity/Label lines) output" in err
+    assert "this run writes jsonl" in err
+    assert out.read_text() == before
+
+    # A pubtator output resumed as jsonl (--format given) is refused too, naming both.
+    out = tmp_path / "entities.pubtator"
+    assert CliRunner().invoke(make_app(), batch_args(model_dir, tmp_path, "-o",
+                                                     str(out))).exit_code == 0
+    before = out.read_text()
+    result = CliRunner().invoke(make_app(), batch_args(model_dir, tmp_path, "-o", str(out),
+                                                       "-f", "jsonl", "--resume"))
+    assert isinstance(result.exception, MednerError)
+    message = str(result.exception)
+    assert "holds pubtator output" in message and "writes jsonl" in message
+    assert "--format pubtator" in message
+    assert out.read_text() == before
+    # The matching format resumes (nothing left to do but rebuild the output).
+    result = CliRunner().invoke(make_app(), batch_args(model_dir, tmp_path, "-o", str(out),
+                                                       "--resume"))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert out.read_text() == before

@@ -35,7 +35,7 @@ from typing import IO, Any
 
 from medner.document import Document
 from medner.errors import FormatError, MednerError
-from medner.io import FORMATS, detect_format, read_corpus
+from medner.io import FORMATS, detect_format, first_line, format_from_first_line, read_corpus
 from medner.io.base import ReadReport, atomic_write, read_text_file
 
 log = logging.getLogger(__name__)
@@ -371,6 +371,59 @@ def convert_journal(journal: Path, output: Path, output_format: str) -> list[str
     return [f"{output}: {n} {what}" for what, n in skipped.items()]
 
 
+# --- checking an existing output before resuming -------------------------------------------
+
+FORMAT_NAMES = {"text": "text (Entity/Label lines)", "json": "json (one JSON array)",
+                "jsonl": "jsonl", "pubtator": "pubtator", "brat": "brat (a folder)",
+                "instruct": "instruct (prompt/completion JSON Lines)"}
+_TEXT_LINE = re.compile(r"(Entity: .*, Label: .*|# .*)")
+
+
+def output_format_on_disk(path: str | Path) -> str | None:
+    """The format an existing ``medner extract`` output was written in, from its content.
+
+    A folder is brat; a file is judged by its first non-empty line: ``[`` json, a JSON record
+    jsonl (or instruct), a PubTator title pubtator, ``Entity: X, Label: Y`` or ``# id`` text.
+    ``None`` when there is nothing (no file, an empty file) or the line says none of these.
+    """
+    p = Path(path)
+    if p.is_dir():
+        return "brat"
+    if not p.is_file():
+        return None
+    line = first_line(p)
+    if line.startswith("["):
+        return "json"
+    if _TEXT_LINE.fullmatch(line):
+        return "text"
+    return format_from_first_line(line)
+
+
+def check_resumable(output: Path, output_format: str) -> None:
+    """Refuse to resume ``output_format`` results into an output written in another format."""
+    journal = journal_path(output, output_format)
+    if output_format == "jsonl":
+        other_journal = output.with_name(output.name + ".journal.jsonl")
+        if other_journal.is_file():
+            raise MednerError(
+                f"{other_journal} is the journal of an interrupted pubtator or brat run into "
+                f"{output}, but this run writes jsonl; refusing to resume into it. Resume with "
+                "--format pubtator or --format brat, or run without --resume to start over "
+                "(or delete the journal).")
+    elif journal.exists():
+        return  # the journal is appended to; the output is replaced whole at the end
+    found = output_format_on_disk(output)
+    if found is None or found == output_format:
+        return
+    hint = (f"resume with --format {found}" if found in OUTPUT_FORMATS else
+            f"{found} output cannot be resumed")
+    raise MednerError(
+        f"{output} holds {FORMAT_NAMES.get(found, found)} output, but this run writes "
+        f"{FORMAT_NAMES[output_format]}; refusing to resume one format into the other. To "
+        f"finish that run, {hint}; to start over in {output_format}, run without --resume "
+        "(it overwrites the file); or choose another --output.")
+
+
 # --- the run -------------------------------------------------------------------------------
 
 
@@ -451,6 +504,11 @@ def extract_to_file(model, inputs: Sequence[str | Path], output: str | Path, *,
     if out.resolve() in {p.resolve() for p in paths} or journal.resolve() in \
             {p.resolve() for p in paths}:
         raise MednerError(f"{out}: the output must not be one of the inputs")
+    if resume:
+        check_resumable(out, output_format)
+    if out.is_dir() and output_format != "brat":
+        raise MednerError(f"{out} is a folder; {output_format} output is a file (only brat "
+                          "output is a folder)")
     notes: list[str] = []
     if resume and not journal.exists():
         notes.append(f"{journal}: nothing to resume from; starting from the first document")
@@ -526,5 +584,6 @@ def extract_to_file(model, inputs: Sequence[str | Path], output: str | Path, *,
                        notes=notes)
 
 
-__all__ = ["OUTPUT_FORMATS", "BatchResult", "count_documents", "extract_to_file",
-           "input_format_of", "iter_documents", "iter_journal", "journal_path"]
+__all__ = ["OUTPUT_FORMATS", "BatchResult", "check_resumable", "count_documents",
+           "extract_to_file", "input_format_of", "iter_documents", "iter_journal",
+           "journal_path", "output_format_on_disk"]

@@ -18,6 +18,49 @@ OUTPUT_FORMATS = ("text", "json", "jsonl", "pubtator", "brat")
 STREAMED_FORMATS = ("jsonl", "pubtator", "brat")
 
 
+def output_format_from_name(output: Path) -> str | None:
+    """The format the name of ``output`` says, or ``None`` if it says none.
+
+    The io registry's guess from the name (``medner.io.format_from_name``: an existing folder
+    is brat, ``*pubtator*`` pubtator, ``.jsonl`` jsonl, ``.xml`` bioc, ...), then ``.json``
+    json and ``.txt`` text, which only extract writes.
+    """
+    from medner.io import format_from_name
+
+    guess = format_from_name(output)
+    if guess is not None:
+        return guess
+    name = output.name.lower()
+    if name.endswith(".json"):
+        return "json"
+    if name.endswith(".txt"):
+        return "text"
+    return None
+
+
+def choose_output_format(fmt: str | None, output: Path | None) -> str:
+    """``--format`` if given (a warning when the output's name says another), else the format
+    the output's name says; text on stdout or for names that say nothing (no known suffix)."""
+    if output is None:
+        return fmt or "text"
+    guess = output_format_from_name(output)
+    if fmt is not None:
+        if guess not in (None, "text", fmt):
+            typer.echo(f"warning: writing {fmt} into {output}, whose name says {guess} "
+                       "(--format wins)", err=True)
+        return fmt
+    if guess is None:
+        return "text"
+    if output.suffix.lower() == ".ann" and not output.is_dir():
+        raise MednerError(f"--output {output}: brat output is a folder of .txt/.ann files; "
+                          "give --output FOLDER (or --format to write something else)")
+    if guess not in OUTPUT_FORMATS:
+        raise MednerError(f"--output {output}: the name says {guess}, which extract does not "
+                          f"write; give --format ({', '.join(OUTPUT_FORMATS)}), or write jsonl "
+                          "and convert it with `medner data convert`")
+    return guess
+
+
 def read_inputs(texts: list[str], files: list[Path], input_format: str | None,
                 stdin_text: str | None) -> list[Document]:
     """Documents from argument texts, then files, else stdin (one document per non-empty line)."""
@@ -100,11 +143,15 @@ def extract_command(
     input_format: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--input-format", help="Format of --input files (pubtator, brat, jsonl, ..., or "
         "'text'); default: guessed.")] = None,
-    fmt: Annotated[str, typer.Option(
-        "--format", "-f", help="text (Entity/Label lines), json, jsonl, pubtator or brat.")
-    ] = "text",
+    fmt: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--format", "-f", help="text (Entity/Label lines), json, jsonl, pubtator or brat. "
+        "Default: from the --output name: .jsonl jsonl, .json json, a name with 'pubtator' "
+        "in it (.pubtator, .PubTator.txt) pubtator, an existing folder brat, .txt or any "
+        "other name text; on stdout text.",
+        show_default=False)] = None,
     output: Annotated[Optional[Path], typer.Option(  # noqa: UP045
-        "--output", "-o", help="Write here instead of stdout.")] = None,
+        "--output", "-o", help="Write here instead of stdout; its name chooses the format "
+        "unless --format is given.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(  # noqa: UP045
         "--batch-size", help="Windows per forward pass (encoder), answers decoded "
         "together (LLM).")] = None,
@@ -177,6 +224,7 @@ def extract_command(
         return
     if engine != "local":
         raise MednerError(f"--engine {engine!r}: choose local or ray")
+    fmt = choose_output_format(fmt, output)
     stdin_text = None
     if not texts and not files:
         if sys.stdin is None or sys.stdin.isatty():
@@ -188,8 +236,9 @@ def extract_command(
                   load_options=load_options)
         return
     if resume:
+        written = f" ({output} would be {fmt})" if output is not None else ""
         raise MednerError("--resume needs --input FILE... and --output in jsonl, pubtator "
-                          "or brat format")
+                          f"or brat format{written}")
     docs = read_inputs(texts, files, input_format, stdin_text)
     out = run_extract(model, docs, fmt=fmt, output=output, progress=bool(files),
                       load_options=load_options)

@@ -35,6 +35,9 @@ __all__ = [
     "ReadReport",
     "atomic_write",
     "detect_format",
+    "first_line",
+    "format_from_first_line",
+    "format_from_name",
     "format_module",
     "read_corpus",
     "read_text_file",
@@ -51,8 +54,12 @@ def format_module(name: str) -> ModuleType:
         ) from None
 
 
-def detect_format(path: str | Path) -> str:
-    """Guess a file's format from its name and, for ambiguous names, its first line."""
+def format_from_name(path: str | Path) -> str | None:
+    """The format a path's name says (or being a folder: brat), without reading it; else None.
+
+    ``.jsonl`` gives ``jsonl``, although ``detect_format`` reads an existing ``.jsonl`` file's
+    first line, which may say ``instruct``. Used for outputs, which are not read.
+    """
     p = Path(path)
     if p.is_dir() or p.suffix == ".ann":
         return "brat"
@@ -63,21 +70,43 @@ def detect_format(path: str | Path) -> str:
         return "conll"
     if "pubtator" in name:
         return "pubtator"
-    if not p.exists():
-        if name.endswith(".jsonl"):
-            return "jsonl"
-        raise MednerError(f"{p}: no such file; pass --format to choose how to write it")
-    with p.open("rb") as handle:
-        head = handle.read(4096).decode("utf-8", errors="replace")
-    first = next((line for line in head.splitlines() if line.strip()), "")
-    if first.startswith("{"):
+    if name.endswith(".jsonl"):
+        return "jsonl"
+    return None
+
+
+def format_from_first_line(line: str) -> str | None:
+    """The format a file's first non-empty line says (jsonl, instruct, pubtator), or None."""
+    if line.startswith("{"):
         try:
-            keys = json.loads(first).keys()
+            keys = json.loads(line).keys()
         except (json.JSONDecodeError, AttributeError):
             keys = set()
         return "instruct" if {"prompt", "completion"} <= set(keys) else "jsonl"
-    if "|t|" in first or "|a|" in first:
+    if "|t|" in line or "|a|" in line:
         return "pubtator"
+    return None
+
+
+def first_line(path: str | Path, size: int = 4096) -> str:
+    """The first non-empty line within a file's first ``size`` bytes ('' if none)."""
+    with Path(path).open("rb") as handle:
+        head = handle.read(size).decode("utf-8", errors="replace")
+    return next((line for line in head.splitlines() if line.strip()), "")
+
+
+def detect_format(path: str | Path) -> str:
+    """Guess a file's format from its name and, for ambiguous names, its first line."""
+    p = Path(path)
+    by_name = format_from_name(p)
+    if by_name is not None and (by_name != "jsonl" or not p.exists()):
+        return by_name
+    name = p.name.lower()
+    if not p.exists():
+        raise MednerError(f"{p}: no such file; pass --format to choose how to write it")
+    by_content = format_from_first_line(first_line(p))
+    if by_content is not None:
+        return by_content
     if name.endswith(".txt"):
         return "brat" if p.with_suffix(".ann").exists() else "pubtator"
     raise MednerError(
