@@ -95,6 +95,15 @@ def test_exclusion_drops_every_title_plus_abstract_holding_an_excluded_abstract(
     assert counts["overlap_after_exclusion"] == 0
 
 
+def test_exclusion_drops_a_short_abstract_too() -> None:
+    # a whole abstract can be under 200 characters (three BC5CDR dev abstracts are)
+    short = ("We report a case of combined levomepromazine-fluvoxamine treatment-induced "
+             "seizures in a patient with no history of epilepsy.")
+    docs = [Document("instruct:1", short), Document("instruct:2", OTHER)]
+    kept, counts = exclude_documents(docs, [Document("8473723", f"{TITLE} {short}")])
+    assert len(short) < 200 and kept == [docs[1]] and counts["excluded_by_containment"] == 1
+
+
 def test_held_out_split_is_by_document_and_seeded() -> None:
     docs = [Document(str(i), f"text {i}") for i in range(20)]
     train, held = held_out_split(docs, 0.1, seed=3)
