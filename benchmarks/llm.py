@@ -210,12 +210,13 @@ def _memory_child(args) -> dict:
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
-    from medner.backends.llm.model import cpu_supports_bf16, load_base
+    from medner.backends.llm.model import load_base
     from medner.backends.llm.prompts import get_template, render_prompt
+    from medner.core.device import default_bf16
     from medner.io import read_corpus
     from medner.labels import SCHEMAS, apply_schema
 
-    bf16 = cpu_supports_bf16()
+    bf16 = default_bf16()
     rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # noqa: E731
     torch.manual_seed(0)
     started = time.perf_counter()

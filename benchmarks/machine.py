@@ -26,7 +26,7 @@ def describe() -> dict:
     """CPU model, cores, native bf16, torch threads, platform and Python version."""
     import torch
 
-    from medner.backends.encoder.predict import cpu_supports_bf16
+    from medner.core.device import cpu_supports_bf16
 
     return {"cpu": cpu_model(), "cpus": os.cpu_count(), "native_bf16": cpu_supports_bf16(),
             "torch": torch.__version__, "torch_threads": torch.get_num_threads(),

@@ -81,7 +81,7 @@ def main() -> None:
     results: dict = {"machine": describe(), "model": str(args.model), "documents": len(docs),
                      "threads": args.threads, "batch_size": args.batch_size}
     reference = None
-    from medner.backends.encoder.predict import cpu_supports_bf16
+    from medner.core.device import cpu_supports_bf16
 
     torch_variant = "torch-bf16" if cpu_supports_bf16() else "torch-fp32"
     variants = args.variants or f"{torch_variant},onnx-fp32,onnx-int8"

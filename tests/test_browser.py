@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -170,6 +170,11 @@ def test_api_key_field_appears_and_is_used(model, page):
         assert page.locator("#highlighted mark.entity").count() == len(TRAIN_DOCS[0]["spans"])
 
 
-def test_chromium_is_debians():
-    """Guard against a Playwright-downloaded browser sneaking in."""
-    assert shutil.which("chromium") == str(CHROMIUM) or CHROMIUM.exists()
+def test_chromium_is_debians(browser):
+    """Guard against a Playwright-downloaded browser sneaking in: the browser the tests drive
+    is the file Debian's chromium package installed, and reports that package's version."""
+    owner = subprocess.run(["dpkg", "-S", str(CHROMIUM)], capture_output=True, text=True)
+    assert owner.returncode == 0 and owner.stdout.startswith("chromium:"), owner.stdout
+    version = subprocess.run([str(CHROMIUM), "--version"], capture_output=True, text=True,
+                             check=True).stdout  # e.g. "Chromium 156.0.8078.73 built on Debian"
+    assert browser.version and browser.version in version, (browser.version, version)

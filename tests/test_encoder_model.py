@@ -85,6 +85,16 @@ def test_overfit_then_reload_predicts_the_same_spans(trained: Path) -> None:
     assert "micro" in (trained / "README.md").read_text()
 
 
+def test_the_precision_switch_sets_the_load_default(trained: Path, monkeypatch) -> None:
+    from medner.core.device import PRECISION_ENV
+
+    monkeypatch.setenv(PRECISION_ENV, "bf16")
+    assert load(trained).bf16 is True
+    monkeypatch.setenv(PRECISION_ENV, "fp32")
+    assert load(trained).bf16 is False
+    assert load(trained, bf16=True).bf16 is True  # an explicit choice wins
+
+
 def test_bf16_load_casts_the_weights_once_and_predicts_the_same_spans(trained: Path) -> None:
     import torch
 

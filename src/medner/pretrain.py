@@ -225,7 +225,7 @@ def pretrain(config: PretrainConfig, *, log: Log = print, progress: bool = True
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments, set_seed
 
     from medner.backends.encoder.folder import atomic_folder, write_json
-    from medner.backends.encoder.predict import cpu_supports_bf16
+    from medner.core.device import resolve_bf16
 
     started = time.perf_counter()
     if config.threads:
@@ -255,7 +255,7 @@ def pretrain(config: PretrainConfig, *, log: Log = print, progress: bool = True
     collator = DataCollatorForLanguageModeling(
         tokenizer, mlm=config.objective == "mlm", mlm_probability=config.mlm_probability,
         seed=config.seed)
-    bf16 = cpu_supports_bf16() if config.bf16 is None else config.bf16
+    bf16 = resolve_bf16(config.bf16)
     work_dir = Path(f"{config.out}.checkpoints")
     args = TrainingArguments(
         output_dir=str(work_dir),

@@ -14,7 +14,6 @@ from medner.backends.encoder.ensemble import member_paths
 from medner.backends.encoder.folder import check_folder, move_to_device
 from medner.backends.encoder.predict import (
     LogitsFunction,
-    cpu_supports_bf16,
     decode_documents,
     ensemble_logits,
     run_windows,
@@ -22,6 +21,7 @@ from medner.backends.encoder.predict import (
     torch_logits,
     window_items,
 )
+from medner.core.device import resolve_bf16
 from medner.document import Document, documents_from_texts
 from medner.errors import MednerError
 from medner.labels import LabelSchema
@@ -57,7 +57,7 @@ class EncoderModel:
         self.batch_size = batch_size or int(inference.get("batch_size", 16))
         # bf16: weights cast once by load(), autocast for a model still training; the ONNX
         # graphs run in their own precision
-        self.bf16 = runtime == "torch" and (cpu_supports_bf16() if bf16 is None else bf16)
+        self.bf16 = runtime == "torch" and resolve_bf16(bf16)
         self.decoder = Decoder(self.tags, self.scheme, bool(inference.get("constrained", True)),
                                inference.get("transitions"))
         self.propagate = bool(inference.get("propagate", False))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
@@ -71,17 +70,6 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
     x = x.astype(np.float32)
     m = x.max(axis=-1, keepdims=True)
     return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
-
-
-@lru_cache(maxsize=8)
-def cpu_supports_bf16() -> bool:
-    """bf16 autocast pays only with native bf16 instructions (AVX512-BF16 or AMX)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            flags = handle.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 PAD_MULTIPLE = 32

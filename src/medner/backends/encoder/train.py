@@ -40,13 +40,13 @@ from medner.backends.encoder.folder import (
 )
 from medner.backends.encoder.predict import (
     WindowItem,
-    cpu_supports_bf16,
     decode_documents,
     special_layout,
     window_input_ids,
     window_items,
     word_positions,
 )
+from medner.core.device import resolve_bf16
 from medner.document import Document, corpus_fingerprint
 from medner.errors import ConfigError, MednerError
 from medner.labels import LabelSchema, apply_schema, get_schema, infer_schema
@@ -280,7 +280,7 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
         return {"f1": float(micro["f1"]), "precision": float(micro["precision"]),
                 "recall": float(micro["recall"])}
 
-    bf16 = cpu_supports_bf16() if config.bf16 is None else config.bf16
+    bf16 = resolve_bf16(config.bf16)
     work_dir = Path(str(Path(config.out).resolve()) + ".train")
     has_dev = bool(data.dev)
     strategy = "steps" if config.eval_steps else "epoch"

@@ -29,6 +29,7 @@ from medner.backends.llm.prompts import (
 )
 from medner.basemodels import ResolvedModel, resolve
 from medner.cache import cache_root
+from medner.core.device import resolve_bf16
 from medner.document import Document, documents_from_texts
 from medner.errors import ConfigError, MednerError
 from medner.labels import LabelSchema
@@ -110,12 +111,6 @@ def prepare_tokenizer(tokenizer) -> None:
     tokenizer.padding_side = "left"
 
 
-def cpu_supports_bf16() -> bool:
-    from medner.backends.encoder.predict import cpu_supports_bf16 as probe
-
-    return probe()
-
-
 # ---------------------------------------------------------------------------- the loaded model
 
 
@@ -148,7 +143,7 @@ class LLMModel:
         self.batch_size = batch_size or int(inference.get("batch_size", 8))
         self.constrained = (bool(inference.get("constrained", False)) if constrained is None
                             else constrained)
-        self.bf16 = cpu_supports_bf16() if bf16 is None else bf16
+        self.bf16 = resolve_bf16(bf16)
         if repeat_patience is None:
             repeat_patience = int(inference.get("repeat_patience", DEFAULT_REPEAT_PATIENCE))
         if repeat_patience < 0:
@@ -394,5 +389,5 @@ def load_adapter_merged(folder: Path, base_name: str):
     return model.merge_and_unload()
 
 
-__all__ = ["LLMModel", "cpu_supports_bf16", "load_base", "prompt_tokens", "split_text",
+__all__ = ["LLMModel", "load_base", "prompt_tokens", "split_text",
            "text_pieces", "unpacked_folder"]

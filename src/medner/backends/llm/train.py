@@ -33,13 +33,13 @@ from medner.backends.llm.generate import encode_prompt
 from medner.backends.llm.model import (
     ADAPTER_FILES,
     LLMModel,
-    cpu_supports_bf16,
     load_adapter_merged,
     load_base,
     prompt_tokens,
     text_pieces,
 )
 from medner.backends.llm.prompts import Task, document_tasks, get_template, render_prompt
+from medner.core.device import resolve_bf16
 from medner.document import Document
 from medner.errors import ConfigError, MednerError
 from medner.labels import LabelSchema
@@ -227,7 +227,7 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
     if config.train_piece_tokens and not entity_tasks:
         raise ConfigError(f"train_piece_tokens cuts documents for entity answers, and the "
                           f"{template.name!r} template asks for none; leave it out")
-    bf16 = cpu_supports_bf16() if config.bf16 is None else config.bf16
+    bf16 = resolve_bf16(config.bf16)
     set_seed(config.seed)
     adapter = continued_from = None
     if config.continue_from:

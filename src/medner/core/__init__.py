@@ -1,0 +1,1 @@
+"""Backend-neutral pieces that every backend builds on."""
