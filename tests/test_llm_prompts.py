@@ -162,6 +162,12 @@ def test_example_configs_load(path):
                                               else LabelSchema("x", ("Chemical", "Disease")))
 
 
+def test_the_shipped_bc5cdr_recipe_decodes_as_published():
+    """Its published figures all decode constrained: the config must say so, not a flag."""
+    config = load_config(Path(__file__).parents[1] / "configs" / "llm-bc5cdr.toml")
+    assert config.constrained is True
+
+
 def test_config_rejects_bad_values(tmp_path):
     with pytest.raises(ConfigError, match="lora_r"):
         load_config(None, {"lora_r": 0})
