@@ -35,7 +35,8 @@ def pretrain_command(
     learning_rate: Annotated[float, typer.Option(help="Peak learning rate.")] = 5e-5,
     seed: Annotated[int, typer.Option(help="Seed for the held-out split, masks, order.")] = 13,
     bf16: Annotated[Optional[bool], typer.Option(  # noqa: UP045
-        "--bf16/--no-bf16", help="bf16 autocast (default: when the CPU supports it).",
+        "--bf16/--no-bf16", help="bf16 autocast (default: MEDNER_PRECISION, else on when the "
+        "CPU supports bf16).",
         show_default=False)] = None,
     threads: Annotated[Optional[int], typer.Option(  # noqa: UP045
         help="Torch CPU threads.")] = None,

@@ -87,7 +87,8 @@ class EncoderConfig:
     patience: int = _f(3, "Early stopping: evaluations without a better dev F1 before stopping.")
     eval_steps: int | None = _f(None, "Evaluate on dev every N steps (default: once per epoch).")
     seed: int = _f(13, "Random seed for initialisation, data order and splitting.")
-    bf16: bool | None = _f(None, "bf16 autocast. Default: on when the CPU supports bf16.")
+    bf16: bool | None = _f(None, "bf16 autocast. Default: MEDNER_PRECISION "
+                                 "(auto, fp32, bf16), else on when the CPU supports bf16.")
     threads: int | None = _f(None, "Torch CPU threads (default: all cores).")
     predict_batch_size: int = _f(16, "Windows per forward pass at prediction time.")
     report_to: tuple[str, ...] = _f((), "Experiment trackers (tensorboard, wandb, mlflow).")

@@ -88,7 +88,8 @@ class LLMConfig:
                                       "without it.")
     logging_steps: int = _f(10, "Log the training loss every N steps.")
     seed: int = _f(13, "Random seed for LoRA init, data order, splitting and the dev sample.")
-    bf16: bool | None = _f(None, "bf16 autocast. Default: on when the CPU supports bf16.")
+    bf16: bool | None = _f(None, "bf16 autocast. Default: MEDNER_PRECISION "
+                                 "(auto, fp32, bf16), else on when the CPU supports bf16.")
     threads: int | None = _f(None, "Torch CPU threads (default: all cores).")
     report_to: tuple[str, ...] = _f((), "Experiment trackers (tensorboard, wandb, mlflow).")
     resume: bool = _f(False, "Continue an interrupted run from its last checkpoint in "
