@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from medner.backends.encoder import load_config
     from medner.backends.encoder.model import EncoderModel
-    from medner.backends.encoder.train import load_data, train
+    from medner.backends.encoder.train import train
+    from medner.core.data import load_data
     from medner.io import read_corpus
     from medner.labels import apply_schema
 

@@ -65,7 +65,8 @@ def text_files(data: Path, scratch: Path) -> list[str]:
 def cmd_mlm(args) -> dict:
     from medner.backends.encoder import load_config
     from medner.backends.encoder.model import EncoderModel
-    from medner.backends.encoder.train import load_data, train
+    from medner.backends.encoder.train import train
+    from medner.core.data import load_data
     from medner.evaluate import compare
     from medner.pretrain import PretrainConfig, pretrain
 

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     from spacy.util import fix_random_seed, minibatch
 
     from medner.backends.encoder import load_config
-    from medner.backends.encoder.train import load_data
+    from medner.core.data import load_data
     from medner.evaluate import score_spans
 
     config_path = ROOT / "configs" / f"{args.dataset}.toml"

@@ -71,7 +71,7 @@ def test_missing_config_file_is_clear(tmp_path: Path) -> None:
 
 
 def test_training_data_that_holds_dev_documents_is_reported(tmp_path: Path) -> None:
-    from medner.backends.encoder.train import load_data
+    from medner.core.data import load_data
     from medner.document import Document, Span
     from medner.io import write_corpus
 

@@ -10,8 +10,8 @@ import pytest
 
 from medner.backends import load
 from medner.backends.encoder.config import EncoderConfig
-from medner.backends.encoder.folder import atomic_folder
 from medner.backends.encoder.tiny import save_tiny_base
+from medner.core.folder import atomic_folder
 from medner.document import Document, Span
 from medner.errors import MednerError
 from medner.io import write_corpus

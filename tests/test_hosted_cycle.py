@@ -173,7 +173,7 @@ def stub(monkeypatch, tmp_path):
                                "token": VERTEX_TOKEN, "expiry": "2999-01-01T00:00:00Z"}))
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
     monkeypatch.setenv("MEDNER_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr("medner.hosted.calls.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("medner.backends.hosted.calls.time.sleep", lambda seconds: None)
     yield server
     server.server.shutdown()
     server.server.server_close()
@@ -262,7 +262,7 @@ def test_tune_poll_extract_evaluate(provider, stub, corpus, tmp_path, capsys):
 def test_reference_extraction_cohere_with_rate_limit_and_cache(stub, corpus, tmp_path, capsys,
                                                                 monkeypatch):
     waits = []
-    monkeypatch.setattr("medner.hosted.calls.time.sleep", waits.append)
+    monkeypatch.setattr("medner.backends.hosted.calls.time.sleep", waits.append)
     stub.rate_limit_first = 2
     code, out, err = run(["evaluate", "hosted:cohere:command-a-03-2025", "--data", str(corpus),
                           "--bootstrap", "0", "--output-format", "json"], capsys)
@@ -292,7 +292,7 @@ def test_rate_limit_gives_up_after_bounded_attempts(stub, corpus, capsys):
 
 
 def test_retry_after_header_is_honoured():
-    from medner.hosted.calls import RetryPolicy
+    from medner.backends.hosted.calls import RetryPolicy
 
     class Limited(Exception):
         status_code = 429

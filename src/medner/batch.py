@@ -350,7 +350,7 @@ def convert_journal(journal: Path, output: Path, output_format: str) -> list[str
             for doc in iter_journal(journal):
                 handle.write(format_document(doc, skipped))
     elif output_format == "brat":
-        from medner.backends.encoder.folder import atomic_folder
+        from medner.core.folder import atomic_folder
         from medner.io.brat import format_ann
 
         def write(folder: Path) -> None:

@@ -27,12 +27,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from medner.core.folder import FORMAT_VERSION
 from medner.document import Document, corpus_fingerprint
 from medner.errors import ConfigError, MednerError
 
 Objective = Literal["mlm", "clm"]
 Log = Callable[[str], None]
-FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -224,8 +224,8 @@ def pretrain(config: PretrainConfig, *, log: Log = print, progress: bool = True
     from datasets import Dataset
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments, set_seed
 
-    from medner.backends.encoder.folder import atomic_folder, write_json
     from medner.core.device import resolve_bf16
+    from medner.core.folder import atomic_folder, write_json
 
     started = time.perf_counter()
     if config.threads:

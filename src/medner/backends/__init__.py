@@ -16,7 +16,7 @@ from medner.errors import MednerError
 BACKENDS: dict[str, str] = {
     "encoder": "medner.backends.encoder",
     "llm": "medner.backends.llm",
-    "hosted": "medner.hosted",
+    "hosted": "medner.backends.hosted",
 }
 
 
@@ -44,7 +44,7 @@ def load(path: str | Path, *, bf16: bool | None = None, batch_size: int | None =
     ``options`` are backend-specific (``constrained=True`` for LLM folders); ``None`` values
     keep the folder's saved setting, and an option the backend does not have is an error.
     """
-    from medner.backends.encoder.folder import read_medner_json
+    from medner.core.folder import read_medner_json
 
     if str(path).startswith("hosted:"):  # a `hosted:PROVIDER:MODEL` reference, not a folder
         target: str | Path = str(path)

@@ -1,4 +1,5 @@
-"""`medner hosted ...`: tuning files for provider APIs and hosted tuning jobs (medner.hosted).
+"""`medner hosted ...`: tuning files for provider APIs and hosted tuning jobs
+(medner.backends.hosted).
 
 Extraction and evaluation need no command of their own: `medner extract` and `medner
 evaluate MODEL --data GOLD` take a hosted run folder or a `hosted:PROVIDER:MODEL` reference.
@@ -70,7 +71,13 @@ def export_command(
     The file is written (atomically) even with errors, so it can be inspected; the exit
     status is then 1.
     """
-    from medner.hosted.formats import build_examples, check_provider, to_jsonl, to_record, validate
+    from medner.backends.hosted.formats import (
+        build_examples,
+        check_provider,
+        to_jsonl,
+        to_record,
+        validate,
+    )
     from medner.io import atomic_write, read_corpus
     from medner.labels import apply_schema, get_schema, infer_schema
 
@@ -98,7 +105,7 @@ def validate_command(
         "--validation-set", help="Check as a validation file.")] = False,
 ) -> None:
     """Check an existing tuning file against the provider's documented limits."""
-    from medner.hosted.formats import check_provider, read_records, validate
+    from medner.backends.hosted.formats import check_provider, read_records, validate
 
     check_provider(provider)
     check = validate(read_records(file), provider, validation_set=validation_set)
@@ -140,7 +147,7 @@ def tune_command(
     with `medner extract` and `medner evaluate`."""
     from rich.live import Live
 
-    from medner.hosted.tune import TuneRequest, check_tunable, prepare, run_tune
+    from medner.backends.hosted.tune import TuneRequest, check_tunable, prepare, run_tune
 
     if poll_interval <= 0 or timeout <= 0:
         raise MednerError("--poll-interval and --timeout must be positive")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from pathlib import Path
 
 from medner.errors import MednerError
 
@@ -47,3 +48,23 @@ def default_bf16() -> bool:
 def resolve_bf16(bf16: bool | None) -> bool:
     """An explicit choice, or the default (``default_bf16``) when ``bf16`` is None."""
     return default_bf16() if bf16 is None else bf16
+
+
+def move_to_device(model, device: str | None, folder: Path):
+    """``model`` on ``device`` ("cpu", "cuda", "cuda:1", ...); ``None`` leaves it on the CPU.
+
+    An unknown device or CUDA on a machine without it is a clear error, not a torch trace.
+    """
+    if device is None:
+        return model
+    import torch
+
+    try:
+        target = torch.device(device)
+    except RuntimeError:
+        raise MednerError(f"device {device!r}: not a torch device (cpu, cuda, cuda:1, ...)"
+                          ) from None
+    if target.type == "cuda" and not torch.cuda.is_available():
+        raise MednerError(f"model folder {folder}: device {device!r} asked for, but torch sees "
+                          "no CUDA GPU here")
+    return model.to(target)

@@ -13,13 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from medner.backends.encoder.folder import (
-    MEDNER_JSON,
-    atomic_folder,
-    check_folder,
-    model_card,
-    write_json,
-)
+from medner.backends.encoder.folder import check_folder, model_card
+from medner.core.folder import MEDNER_JSON, atomic_folder, write_json
 from medner.document import Document, corpus_fingerprint
 from medner.errors import MednerError
 

@@ -1,62 +1,17 @@
-"""The model folder: weights, tokenizer, label map, ``medner.json`` and a model card.
-
-Written atomically: everything goes into a hidden temp sibling folder that is renamed
-into place at the end, so an interrupted save never leaves a folder that looks complete.
-"""
+"""The encoder's model folder: weights, tokenizer, label map, ``medner.json`` and a model card
+(saved atomically through ``medner.core.folder``)."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from medner.core.folder import MEDNER_JSON, read_medner_json
 from medner.errors import MednerError
 
-MEDNER_JSON = "medner.json"
 LABELS_JSON = "labels.json"
-FORMAT_VERSION = 1
 REQUIRED_FILES = ("medner.json", "config.json", "model.safetensors", "tokenizer.json",
                   "tokenizer_config.json")
-
-
-def atomic_folder(out: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp_folder)`` and rename the folder to ``out`` only when it returns.
-
-    An existing ``out`` is replaced only after the new folder is complete.
-    """
-    target = Path(out).resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        write(tmp)
-        _fsync_tree(tmp)
-        old = None
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        if path.is_file():
-            with path.open("rb") as handle:
-                os.fsync(handle.fileno())
-
-
-def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def check_folder(path: str | Path) -> dict[str, Any]:
@@ -70,39 +25,6 @@ def check_folder(path: str | Path) -> dict[str, Any]:
         raise MednerError(f"model folder {folder} is incomplete: missing "
                           f"{', '.join(missing)}. Re-run `medner train` or copy the whole folder.")
     return read_medner_json(folder)
-
-
-def read_medner_json(folder: Path) -> dict[str, Any]:
-    path = folder / MEDNER_JSON
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MednerError(f"{path}: missing; {folder} is not a medner model folder") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MednerError(f"{path}: unreadable ({exc})") from None
-    if not isinstance(meta, dict) or "backend" not in meta:
-        raise MednerError(f"{path}: no 'backend' field; not a medner model folder")
-    return meta
-
-
-def move_to_device(model, device: str | None, folder: Path):
-    """``model`` on ``device`` ("cpu", "cuda", "cuda:1", ...); ``None`` leaves it on the CPU.
-
-    An unknown device or CUDA on a machine without it is a clear error, not a torch trace.
-    """
-    if device is None:
-        return model
-    import torch
-
-    try:
-        target = torch.device(device)
-    except RuntimeError:
-        raise MednerError(f"device {device!r}: not a torch device (cpu, cuda, cuda:1, ...)"
-                          ) from None
-    if target.type == "cuda" and not torch.cuda.is_available():
-        raise MednerError(f"model folder {folder}: device {device!r} asked for, but torch sees "
-                          "no CUDA GPU here")
-    return model.to(target)
 
 
 def _pct(x: float | None) -> str:

@@ -11,7 +11,7 @@ from medner.abbreviations import propagate_all
 from medner.backends.encoder.align import tokenize_documents
 from medner.backends.encoder.decode import Decoder
 from medner.backends.encoder.ensemble import member_paths
-from medner.backends.encoder.folder import check_folder, move_to_device
+from medner.backends.encoder.folder import check_folder
 from medner.backends.encoder.predict import (
     LogitsFunction,
     decode_documents,
@@ -21,7 +21,7 @@ from medner.backends.encoder.predict import (
     torch_logits,
     window_items,
 )
-from medner.core.device import resolve_bf16
+from medner.core.device import move_to_device, resolve_bf16
 from medner.document import Document, documents_from_texts
 from medner.errors import MednerError
 from medner.labels import LabelSchema

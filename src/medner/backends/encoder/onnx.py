@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from medner.backends.encoder.folder import atomic_folder, check_folder, write_json
+from medner.backends.encoder.folder import check_folder
+from medner.core.folder import atomic_folder, write_json
 from medner.errors import MednerError
 
 ONNX_FOLDER = "onnx"

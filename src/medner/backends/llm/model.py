@@ -52,7 +52,7 @@ def unpacked_folder(base: ResolvedModel, log=print) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from medner.backends.encoder.folder import atomic_folder
+    from medner.core.folder import atomic_folder
 
     log(f"unpacking {gguf.name} once into {target} (GGUF -> safetensors, ~30 s)")
     tokenizer = AutoTokenizer.from_pretrained(base.path, gguf_file=base.gguf_file)
@@ -187,7 +187,8 @@ class LLMModel:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from medner.backends.encoder.folder import move_to_device, read_medner_json
+        from medner.core.device import move_to_device
+        from medner.core.folder import read_medner_json
 
         folder = Path(path)
         meta = read_medner_json(folder)

@@ -16,18 +16,9 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from medner.backends.encoder.folder import (
-    FORMAT_VERSION,
-    MEDNER_JSON,
-    atomic_folder,
-    read_medner_json,
-    write_json,
-)
-from medner.backends.encoder.train import load_data
 from medner.backends.llm.config import LLMConfig, defaults
 from medner.backends.llm.generate import encode_prompt
 from medner.backends.llm.model import (
@@ -39,7 +30,15 @@ from medner.backends.llm.model import (
     text_pieces,
 )
 from medner.backends.llm.prompts import Task, document_tasks, get_template, render_prompt
+from medner.core.data import load_data
 from medner.core.device import resolve_bf16
+from medner.core.folder import (
+    MEDNER_JSON,
+    atomic_folder,
+    folder_header,
+    read_medner_json,
+    write_json,
+)
 from medner.document import Document
 from medner.errors import ConfigError, MednerError
 from medner.labels import LabelSchema
@@ -220,7 +219,7 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
     if config.threads:
         torch.set_num_threads(config.threads)
     started = time.perf_counter()
-    data = load_data(config, log)  # duck-typed: reads train/dev/labels/format/split_seed
+    data = load_data(config, log)
     template = get_template(config.template)
     tasks = template.build_tasks(data.schema)
     entity_tasks = [t for t in tasks if t.kind == "entities"]
@@ -367,11 +366,7 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
             f"{dev_metrics['generation']['tokens_per_second']:.1f} tokens/s")
     steps = max(1, state.global_step - _step_of(resume_from))
     meta = {
-        "backend": "llm",
-        "format_version": FORMAT_VERSION,
-        "medner_version": _medner_version(),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "folder_name": Path(config.out).name,
+        **folder_header("llm", config.out),
         "weights": "merged" if config.merge else "adapter",
         "adapter": "adapter" if config.merge else ".",
         "base_model": base.to_dict(),
@@ -476,15 +471,6 @@ def _step_of(checkpoint: str | None) -> int:
         return int(Path(checkpoint).name.split("-")[-1])
     except ValueError:
         return 0
-
-
-def _medner_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("medner")
-    except Exception:  # noqa: BLE001 - an uninstalled checkout still trains
-        return "unknown"
 
 
 __all__ = ["TrainResult", "build_examples", "dev_sample", "generation_metrics",

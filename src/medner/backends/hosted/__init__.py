@@ -20,7 +20,7 @@ from pathlib import Path
 def load(path: str | Path, *, bf16: bool | None = None, batch_size: int | None = None,
          threads: int | None = None):
     """A run folder of ``medner hosted tune`` or a ``hosted:PROVIDER:MODEL`` reference."""
-    from medner.hosted.model import load as load_model
+    from medner.backends.hosted.model import load as load_model
 
     return load_model(path, bf16=bf16, batch_size=batch_size, threads=threads)
 

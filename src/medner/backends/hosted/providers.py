@@ -15,7 +15,7 @@ vertex     ``GOOGLE_CLOUD_PROJECT`` (+ ``GOOGLE_CLOUD_   ``GOOGLE_VERTEX_BASE_UR
 cohere     ``CO_API_KEY``                               ``CO_API_URL``
 =========  ===========================================  =======================================
 
-The SDKs' own retries are switched off: ``medner.hosted.calls.RetryPolicy`` is the one place
+The SDKs' own retries are switched off: ``calls.RetryPolicy`` is the one place
 that decides how long to back off, so it can honour ``Retry-After`` and stay bounded.
 
 Tuning routes that no longer exist: Google AI Studio (Gemini API) tuning ended in 2025 (Gemini

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from medner.backends.hosted.calls import ResponseCache, RetryPolicy
+from medner.backends.hosted.providers import PROVIDERS, get_provider
 from medner.backends.llm.parse import GroundStats, ground_document
 from medner.backends.llm.prompts import CHEMICAL, DISEASE, RELATION, Task, get_template
 from medner.document import Document, documents_from_texts
 from medner.errors import ConfigError, MednerError
-from medner.hosted.calls import ResponseCache, RetryPolicy
-from medner.hosted.providers import PROVIDERS, get_provider
 from medner.labels import LabelSchema, get_schema
 
 REFERENCE_PREFIX = "hosted:"
@@ -195,7 +195,7 @@ def load(path: str | Path, *, bf16: bool | None = None, batch_size: int | None =
     ``bf16``, ``batch_size`` and ``threads`` are the loader's common options; they tune local
     compute, which a hosted model does not use.
     """
-    from medner.backends.encoder.folder import read_medner_json
+    from medner.core.folder import read_medner_json
 
     if str(path).startswith(REFERENCE_PREFIX):
         return HostedModel(parse_reference(str(path)), path=str(path))

@@ -19,15 +19,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from medner.backends.hosted.calls import RetryPolicy
+from medner.backends.hosted.formats import Validation, build_examples, to_jsonl, to_record, validate
+from medner.backends.hosted.providers import COHERE_TUNING_GONE, TUNABLE, JobStatus, get_provider
+from medner.core.folder import folder_header
 from medner.document import Document, corpus_fingerprint
 from medner.errors import ConfigError, MednerError
-from medner.hosted.calls import RetryPolicy
-from medner.hosted.formats import Validation, build_examples, to_jsonl, to_record, validate
-from medner.hosted.providers import COHERE_TUNING_GONE, TUNABLE, JobStatus, get_provider
 from medner.io.base import atomic_write
 from medner.labels import LabelSchema, apply_schema, get_schema, infer_schema
 
-FORMAT_VERSION = 1
 MEDNER_JSON = "medner.json"
 
 
@@ -193,7 +193,7 @@ def _start(request: TuneRequest, data: PreparedData, folder: Path, provider) -> 
     if dev_file is not None:
         files["dev_file"] = dev_file.name
     meta = {
-        "format_version": FORMAT_VERSION, "backend": "hosted", "provider": request.provider,
+        **folder_header("hosted", folder), "provider": request.provider,
         "base_model": request.base_model, "model": None, "template": request.template,
         "schema": data.schema.to_dict(), "system": request.system,
         "job": {"id": job_id, "state": "created", "status": "running", "started": _now()},

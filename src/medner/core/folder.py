@@ -1,0 +1,87 @@
+"""The model folder every backend writes: ``medner.json`` and atomic saving.
+
+Written atomically: everything goes into a hidden temp sibling folder that is renamed
+into place at the end, so an interrupted save never leaves a folder that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from medner.errors import MednerError
+
+MEDNER_JSON = "medner.json"
+FORMAT_VERSION = 1
+
+
+def atomic_folder(out: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_folder)`` and rename the folder to ``out`` only when it returns.
+
+    An existing ``out`` is replaced only after the new folder is complete.
+    """
+    target = Path(out).resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        write(tmp)
+        _fsync_tree(tmp)
+        old = None
+        if target.exists():
+            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def read_medner_json(folder: Path) -> dict[str, Any]:
+    path = folder / MEDNER_JSON
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MednerError(f"{path}: missing; {folder} is not a medner model folder") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MednerError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(meta, dict) or "backend" not in meta:
+        raise MednerError(f"{path}: no 'backend' field; not a medner model folder")
+    return meta
+
+
+def folder_header(backend: str, out: str | Path) -> dict[str, Any]:
+    """The first fields of every ``medner.json``: what wrote it, when, and for which name."""
+    return {"backend": backend, "format_version": FORMAT_VERSION,
+            "medner_version": medner_version(),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "folder_name": Path(out).name}
+
+
+def medner_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("medner")
+    except Exception:  # noqa: BLE001 - an uninstalled checkout still trains
+        return "unknown"
