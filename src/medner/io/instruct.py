@@ -155,22 +155,32 @@ def _surfaces(doc: Document, label: str) -> list[str]:
     return list(dict.fromkeys(doc.text[s.start:s.end] for s in ordered))
 
 
-def _influences(doc: Document) -> list[str]:
+def relation_pairs(doc: Document, label: str = RELATION) -> list[tuple[str, str]]:
+    """Distinct (head text, tail text) of the document's relations with ``label``.
+
+    Span relations use their spans' text; concept relations (BC5CDR's MeSH pairs) the
+    text of the first mention carrying each ID. Pairs whose side has no mention are left out.
+    """
     by_id = doc.span_by_id()
     first_with_id: dict[str, Span] = {}
     for span in sorted(doc.spans, key=lambda s: (s.start, s.end)):
         for concept in span.ids:
             first_with_id.setdefault(concept, span)
-    lines = []
+    pairs = []
     for relation in doc.relations:
-        if relation.label != RELATION:
+        if relation.label != label:
             continue
         sides = by_id if relation.args == "span" else first_with_id
         head, tail = sides.get(relation.head), sides.get(relation.tail)
         if head is not None and tail is not None:
-            lines.append(f"Chemical {doc.text[head.start:head.end]} influences disease "
-                         f"{doc.text[tail.start:tail.end]}")
-    return list(dict.fromkeys(lines))
+            pairs.append((doc.text[head.start:head.end], doc.text[tail.start:tail.end]))
+    return list(dict.fromkeys(pairs))
+
+
+def influence_lines(doc: Document) -> list[str]:
+    """The items of the document's influences record (its CID relations)."""
+    return list(dict.fromkeys(f"Chemical {head} influences disease {tail}"
+                              for head, tail in relation_pairs(doc)))
 
 
 def records(doc: Document) -> list[dict[str, str]]:
@@ -179,7 +189,7 @@ def records(doc: Document) -> list[dict[str, str]]:
         ["influences"] if any(r.label == RELATION for r in doc.relations) else [])
     out = []
     for task in tasks:
-        items = _influences(doc) if task == "influences" else _surfaces(doc, LABELS[task])
+        items = influence_lines(doc) if task == "influences" else _surfaces(doc, LABELS[task])
         out.append({"prompt": build_prompt(doc.text, task), "completion": build_completion(items)})
     return out
 
