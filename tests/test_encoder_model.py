@@ -214,7 +214,7 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path: Path, monkeypatch) 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_module, "atomic_folder", interrupted)
+    monkeypatch.setattr("medner.core.training.atomic_folder", interrupted)
     with pytest.raises(KeyboardInterrupt):
         train_module.train(config, log=lambda _: None, progress=False)
     assert not (tmp_path / "model").exists()

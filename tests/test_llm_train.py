@@ -317,7 +317,7 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path, monkeypatch):
     def interrupted(*_a, **_k):
         raise KeyboardInterrupt  # killed after the last checkpoint, before the folder
 
-    monkeypatch.setattr(llm_train, "atomic_folder", interrupted)
+    monkeypatch.setattr("medner.core.training.atomic_folder", interrupted)
     with pytest.raises(KeyboardInterrupt):
         llm_train.train(config, log=lambda _m: None, progress=False)
     work = Path(str(Path(config.out).resolve()) + ".train")

@@ -212,7 +212,7 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path: Path, monkeypatch) 
     def crash(*_args, **_kwargs):
         raise KeyboardInterrupt  # the run stops after training, before the folder is written
 
-    monkeypatch.setattr("medner.core.folder.atomic_folder", crash)
+    monkeypatch.setattr("medner.core.training.atomic_folder", crash)
     with pytest.raises(KeyboardInterrupt):
         pretrain(config, log=lambda _m: None, progress=False)
     assert (tmp_path / "adapted.checkpoints" / "checkpoint-4").is_dir()

@@ -89,19 +89,17 @@ class PretrainResult:
 
 def read_documents(paths: Sequence[str | Path], fmt: str | None = None) -> list[Document]:
     """Every document of ``paths``; a plain text file gives one document per paragraph."""
-    from medner.batch import PLAIN_TEXT, input_format_of, iter_documents
+    from medner.io import PLAIN_TEXT, iter_documents, resolve_format
+    from medner.io.text import iter_paragraphs
 
     docs: list[Document] = []
     for path in paths:
-        p = Path(path)
-        if input_format_of(p, fmt) == PLAIN_TEXT:
-            from medner.io import read_text_file
-
-            paragraphs = [block.strip() for block in read_text_file(p).split("\n\n")]
-            docs += [Document(f"{p.stem}:{i + 1}", text)
-                     for i, text in enumerate(t for t in paragraphs if t)]
+        name = resolve_format(path, fmt, plain_text=True)
+        if name == PLAIN_TEXT:
+            docs += iter_paragraphs(path)
         else:
-            docs += [d for d in iter_documents(p, fmt) if d.text.strip()]
+            docs += [d for d in iter_documents(path, name, on_mismatch="skip")
+                     if d.text.strip()]
     return docs
 
 
@@ -225,7 +223,8 @@ def pretrain(config: PretrainConfig, *, log: Log = print, progress: bool = True
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments, set_seed
 
     from medner.core.device import resolve_bf16
-    from medner.core.folder import atomic_folder, write_json
+    from medner.core.folder import MEDNER_JSON, write_json
+    from medner.core.training import common_arguments, resume_checkpoint, save_run, work_folder
 
     started = time.perf_counter()
     if config.threads:
@@ -256,27 +255,12 @@ def pretrain(config: PretrainConfig, *, log: Log = print, progress: bool = True
         tokenizer, mlm=config.objective == "mlm", mlm_probability=config.mlm_probability,
         seed=config.seed)
     bf16 = resolve_bf16(config.bf16)
-    work_dir = Path(f"{config.out}.checkpoints")
+    work_dir = work_folder(config.out, ".checkpoints")
     args = TrainingArguments(
-        output_dir=str(work_dir),
-        per_device_train_batch_size=config.batch_size,
+        **common_arguments(config, work_dir, bf16=bf16, progress=progress, selection=None,
+                           eval_steps=config.save_steps, save_total_limit=1),
         per_device_eval_batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps or -1,
-        warmup_steps=config.warmup,
-        weight_decay=config.weight_decay,
-        save_strategy="steps",
-        save_steps=config.save_steps,
-        save_total_limit=1,
         logging_steps=20,
-        bf16=bf16,
-        use_cpu=not torch.cuda.is_available(),  # GPUs when present (accelerate launch)
-        report_to=list(config.report_to) or "none",
-        seed=config.seed,
-        data_seed=config.seed,
-        disable_tqdm=not progress,
-        dataloader_num_workers=0,
     )
     trainer = Trainer(model=model, args=args, train_dataset=train_set, data_collator=collator,
                       processing_class=tokenizer)
@@ -284,10 +268,7 @@ def pretrain(config: PretrainConfig, *, log: Log = print, progress: bool = True
     set_seed(config.seed)
     before = perplexity(trainer, held_set)
     log(f"held-out perplexity before: {before}")
-    resume_from = _last_checkpoint(work_dir) if config.resume else None
-    if config.resume:
-        log(f"resuming from {resume_from}" if resume_from else
-            f"--resume: no checkpoint in {work_dir}; starting from the beginning")
+    resume_from = resume_checkpoint(work_dir, config.resume, log)
     train_started = time.perf_counter()
     out = trainer.train(resume_from_checkpoint=resume_from)
     train_seconds = time.perf_counter() - train_started
@@ -319,15 +300,16 @@ def pretrain(config: PretrainConfig, *, log: Log = print, progress: bool = True
         "bf16": bf16,
     }
 
-    def write(folder: Path) -> None:
-        trainer.model.save_pretrained(str(folder), safe_serialization=True)
+    def write(folder: Path, staging: Path) -> None:
+        shutil.copytree(staging, folder, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("training_args.bin"))
         tokenizer.save_pretrained(str(folder))
-        write_json(folder / "medner.json", meta)
+        write_json(folder / MEDNER_JSON, meta)
 
-    path = atomic_folder(config.out, write)
-    shutil.rmtree(work_dir, ignore_errors=True)
-    log(f"saved {path}")
-    return PretrainResult(path, meta)
+    path = save_run(trainer, config.out, work_dir, write)
+    if path is not None:
+        log(f"saved {path}")
+    return PretrainResult(Path(config.out).resolve(), meta)
 
 
 def evaluate_lm(model_path: str | Path, texts: Sequence[str | Path], *, objective: str | None
@@ -383,11 +365,6 @@ def _objective_of(model_path: str | Path) -> str:
 def _model_limit(model, objective: Objective) -> int:
     limit = int(getattr(model.config, "max_position_embeddings", 0) or 0) or 10**6
     return limit - 2 if objective == "mlm" else limit  # room for [CLS] and [SEP]
-
-
-def _last_checkpoint(work_dir: Path) -> str | None:
-    checkpoints = sorted(work_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return str(checkpoints[-1]) if checkpoints else None
 
 
 __all__ = ["PretrainConfig", "PretrainResult", "evaluate_lm", "exclude_documents",

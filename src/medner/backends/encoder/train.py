@@ -39,7 +39,14 @@ from medner.backends.encoder.predict import (
 )
 from medner.core.data import load_data
 from medner.core.device import resolve_bf16
-from medner.core.folder import MEDNER_JSON, atomic_folder, folder_header, write_json
+from medner.core.folder import MEDNER_JSON, folder_header, write_json
+from medner.core.training import (
+    common_arguments,
+    resume_checkpoint,
+    save_run,
+    step_of,
+    work_folder,
+)
 from medner.document import Document
 from medner.errors import ConfigError, MednerError
 
@@ -201,39 +208,13 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
                 "recall": float(micro["recall"])}
 
     bf16 = resolve_bf16(config.bf16)
-    work_dir = Path(str(Path(config.out).resolve()) + ".train")
+    work_dir = work_folder(config.out)
     has_dev = bool(data.dev)
-    strategy = "steps" if config.eval_steps else "epoch"
-    if "tensorboard" in config.report_to:
-        import os
-
-        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(work_dir / "runs"))
     args = TrainingArguments(
-        output_dir=str(work_dir),
-        per_device_train_batch_size=config.batch_size,
+        **common_arguments(config, work_dir, bf16=bf16, progress=progress,
+                           selection="f1" if has_dev else None, eval_steps=config.eval_steps),
         per_device_eval_batch_size=config.predict_batch_size,
-        learning_rate=config.learning_rate,
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps or -1,
-        warmup_steps=config.warmup,
-        weight_decay=config.weight_decay,
-        lr_scheduler_type=config.scheduler,
-        eval_strategy=strategy if has_dev else "no",
-        save_strategy=strategy,
-        eval_steps=config.eval_steps,
-        save_steps=config.eval_steps,
         logging_steps=max(1, min(50, len(train_features) // config.batch_size)),
-        load_best_model_at_end=has_dev,
-        metric_for_best_model="f1" if has_dev else None,
-        greater_is_better=True if has_dev else None,
-        save_total_limit=2,
-        bf16=bf16,
-        use_cpu=not torch.cuda.is_available(),  # GPUs when present (accelerate launch)
-        report_to=list(config.report_to) or "none",
-        seed=config.seed,
-        data_seed=config.seed,
-        disable_tqdm=not progress,
-        dataloader_num_workers=0,
         remove_unused_columns=False,  # the features hold only what the model or loss reads
     )
     callbacks = [EarlyStoppingCallback(config.patience)] if has_dev and config.patience else []
@@ -259,15 +240,7 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
         compute_loss_func=loss_function(model) if crf is not None else None,
         callbacks=callbacks,
     )
-    resume_from = None
-    if config.resume:
-        checkpoints = sorted(work_dir.glob("checkpoint-*"),
-                             key=lambda p: int(p.name.split("-")[-1]))
-        if checkpoints:
-            resume_from = str(checkpoints[-1])
-            log(f"resuming from {resume_from}")
-        else:
-            log(f"--resume: no checkpoint in {work_dir}; starting from the beginning")
+    resume_from = resume_checkpoint(work_dir, config.resume, log)
     train_out = trainer.train(resume_from_checkpoint=resume_from)
     state = trainer.state
 
@@ -303,21 +276,17 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
         "teacher": teacher_info,
         "epochs_run": round(float(state.epoch or 0), 2),
         "global_steps": state.global_step,
-        "best_step": _step_of(state.best_model_checkpoint),
+        "best_step": step_of(state.best_model_checkpoint),
         "train_loss": round(float(train_out.training_loss), 5),
         "train_seconds": round(seconds, 1),
         "bf16": bf16,
         "log_history": state.log_history,
     }
 
-    # Every process saves through the Trainer: under FSDP or DeepSpeed ZeRO-3 the weights
-    # are sharded over the processes, and Trainer.save_model gathers them (process 0 writes).
-    staging = work_dir / "final"
     if crf is not None:  # its scores are in medner.json; the weights stay a plain model
         delattr(model, CRF_MODULE)
-    trainer.save_model(str(staging))
 
-    def write(folder: Path) -> None:
+    def write(folder: Path, staging: Path) -> None:
         shutil.copytree(staging, folder, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("training_args.bin"))
         tokenizer.save_pretrained(str(folder))
@@ -326,16 +295,10 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
         write_json(folder / MEDNER_JSON, meta)
         (folder / "README.md").write_text(model_card(meta), encoding="utf-8")
 
-    # Under `accelerate launch` every process gets here; one writes the folder.
-    if not trainer.is_world_process_zero():
-        return TrainResult(Path(config.out).resolve(), meta)
-    path = atomic_folder(config.out, write)
-    for checkpoint in [staging, *work_dir.glob("checkpoint-*")]:
-        shutil.rmtree(checkpoint, ignore_errors=True)
-    if work_dir.exists() and not any(work_dir.iterdir()):
-        work_dir.rmdir()
-    log(f"saved {path} in {seconds:.0f} s")
-    return TrainResult(path, meta)
+    path = save_run(trainer, config.out, work_dir, write)
+    if path is not None:
+        log(f"saved {path} in {seconds:.0f} s")
+    return TrainResult(Path(config.out).resolve(), meta)
 
 
 def _inference(config: EncoderConfig, stride: int) -> dict[str, Any]:
@@ -346,13 +309,4 @@ def _inference(config: EncoderConfig, stride: int) -> dict[str, Any]:
             "abbreviations": config.abbreviations}
 
 
-def _step_of(checkpoint: str | None) -> int | None:
-    if not checkpoint:
-        return None
-    try:
-        return int(Path(checkpoint).name.split("-")[-1])
-    except ValueError:
-        return None
-
-
-__all__ = ["TrainResult", "load_data", "train"]
+__all__ = ["TrainResult", "train"]

@@ -34,10 +34,16 @@ from medner.core.data import load_data
 from medner.core.device import resolve_bf16
 from medner.core.folder import (
     MEDNER_JSON,
-    atomic_folder,
     folder_header,
     read_medner_json,
     write_json,
+)
+from medner.core.training import (
+    common_arguments,
+    resume_checkpoint,
+    save_run,
+    step_of,
+    work_folder,
 )
 from medner.document import Document
 from medner.errors import ConfigError, MednerError
@@ -285,39 +291,14 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
                 f"{generated['tokens_per_second']:.1f} tokens/s")
             return metrics
 
-    work_dir = Path(str(Path(config.out).resolve()) + ".train")
-    strategy = "steps" if config.eval_steps else "epoch"
-    if "tensorboard" in config.report_to:
-        import os
-
-        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(work_dir / "runs"))
+    work_dir = work_folder(config.out)
     args = SFTConfig(
-        output_dir=str(work_dir),
-        per_device_train_batch_size=config.batch_size,
+        **common_arguments(config, work_dir, bf16=bf16, progress=progress,
+                           selection=selection if has_dev else None,
+                           eval_steps=config.eval_steps),
         per_device_eval_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum,
-        learning_rate=config.learning_rate,
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps or -1,
-        warmup_steps=config.warmup,
-        weight_decay=config.weight_decay,
-        lr_scheduler_type=config.scheduler,
-        eval_strategy=strategy if has_dev else "no",
-        save_strategy=strategy,
-        eval_steps=config.eval_steps,
-        save_steps=config.eval_steps,
         logging_steps=config.logging_steps,
-        load_best_model_at_end=has_dev,
-        metric_for_best_model=selection if has_dev else None,
-        greater_is_better=True if has_dev else None,
-        save_total_limit=2,
-        bf16=bf16,
-        use_cpu=not torch.cuda.is_available(),  # GPUs when present (accelerate launch)
-        report_to=list(config.report_to) or "none",
-        seed=config.seed,
-        data_seed=config.seed,
-        disable_tqdm=not progress,
-        dataloader_num_workers=0,
         # trl turns checkpointing on by default; off, a CPU step is 35% faster
         # (benchmarks/llm.py memory) at the cost of more memory
         activation_checkpointing=config.gradient_checkpointing,
@@ -333,15 +314,7 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
         eval_dataset=Dataset.from_list(dev_examples) if has_dev else None,
         processing_class=tokenizer,
     )
-    resume_from = None
-    if config.resume:
-        checkpoints = sorted(work_dir.glob("checkpoint-*"),
-                             key=lambda p: int(p.name.split("-")[-1]))
-        if checkpoints:
-            resume_from = str(checkpoints[-1])
-            log(f"resuming from {resume_from}")
-        else:
-            log(f"--resume: no checkpoint in {work_dir}; starting from the beginning")
+    resume_from = resume_checkpoint(work_dir, config.resume, log)
     train_started = time.perf_counter()
     train_out = trainer.train(resume_from_checkpoint=resume_from)
     train_seconds = time.perf_counter() - train_started
@@ -350,7 +323,7 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
     tokenizer.padding_side = "left"
 
     dev_metrics = None
-    best = _step_of(state.best_model_checkpoint) or state.global_step
+    best = step_of(state.best_model_checkpoint) or state.global_step
     if sample and last_eval.get("step") == state.global_step == best:
         dev_metrics = last_eval["metrics"]  # the final model was just evaluated: no rerun
     elif sample:
@@ -364,7 +337,7 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
             f" R {100 * dev_metrics['strict_recall']:.2f}); hallucinations "
             f"{dev_metrics['notes']['llm_hallucinations']}; "
             f"{dev_metrics['generation']['tokens_per_second']:.1f} tokens/s")
-    steps = max(1, state.global_step - _step_of(resume_from))
+    steps = max(1, state.global_step - (step_of(resume_from) or 0))
     meta = {
         **folder_header("llm", config.out),
         "weights": "merged" if config.merge else "adapter",
@@ -382,7 +355,7 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
         "data": {**data.info, "train_examples": train_counts, "dev_examples": dev_counts},
         "epochs_run": round(float(state.epoch or 0), 2),
         "global_steps": state.global_step,
-        "best_step": _step_of(state.best_model_checkpoint) or None,
+        "best_step": step_of(state.best_model_checkpoint),
         "train_loss": round(float(train_out.training_loss), 5),
         "train_seconds": round(train_seconds, 1),
         "seconds_per_step": round(train_seconds / steps, 3),
@@ -393,12 +366,7 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
         "log_history": state.log_history,
     }
 
-    # Every process saves the adapter through the Trainer: under FSDP or DeepSpeed ZeRO-3 the
-    # weights are sharded over the processes, and Trainer.save_model gathers them.
-    staging = work_dir / "final"
-    trainer.save_model(str(staging))
-
-    def write(folder: Path) -> None:
+    def write(folder: Path, staging: Path) -> None:
         # With --merge the full weights take the top level (plain transformers loads them)
         # and the adapter moves to adapter/: transformers would otherwise see
         # adapter_config.json next to merged weights and apply the adapter twice.
@@ -413,17 +381,10 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
         write_json(folder / MEDNER_JSON, meta)
         (folder / "README.md").write_text(model_card(meta), encoding="utf-8")
 
-    # Under `accelerate launch` every process gets here; one writes the folder.
-    if not trainer.is_world_process_zero():
-        return TrainResult(Path(config.out).resolve(), meta, model)
-    path = atomic_folder(config.out, write)
-    for checkpoint in [staging, *work_dir.glob("checkpoint-*")]:
-        shutil.rmtree(checkpoint, ignore_errors=True)
-    (work_dir / "README.md").unlink(missing_ok=True)  # trl's model card of the work folder
-    if work_dir.exists() and not any(work_dir.iterdir()):
-        work_dir.rmdir()
-    log(f"saved {path} in {time.perf_counter() - started:.0f} s")
-    return TrainResult(path, meta, model)
+    path = save_run(trainer, config.out, work_dir, write)
+    if path is not None:
+        log(f"saved {path} in {time.perf_counter() - started:.0f} s")
+    return TrainResult(Path(config.out).resolve(), meta, model)
 
 
 def model_card(meta: dict[str, Any]) -> str:
@@ -462,15 +423,6 @@ def _inference(config: LLMConfig) -> dict[str, Any]:
     return {"max_new_tokens": config.max_new_tokens, "batch_size": config.predict_batch_size,
             "max_prompt_tokens": config.max_prompt_tokens, "constrained": config.constrained,
             "repeat_patience": config.repeat_patience, "abbreviations": config.abbreviations}
-
-
-def _step_of(checkpoint: str | None) -> int:
-    if not checkpoint:
-        return 0
-    try:
-        return int(Path(checkpoint).name.split("-")[-1])
-    except ValueError:
-        return 0
 
 
 __all__ = ["TrainResult", "build_examples", "dev_sample", "generation_metrics",
