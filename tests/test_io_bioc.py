@@ -88,8 +88,8 @@ BAD_INPUTS = [
     ("overlapping passages", collection(
         PASSAGE + "</passage>\n<passage><offset>3</offset><text>x</text></passage>"), 6,
      "overlaps"),
-    ("passage without offset", collection("<passage><text>x</text></passage>"), None,
-     "not a BioC collection"),
+    ("passage without offset", collection("<passage><text>x</text></passage>"), 3,
+     "not a BioC collection"),  # located at its <document>
 ]
 
 

@@ -61,6 +61,28 @@ def read_text_file(path: str | Path, *, allow_empty: bool = False) -> str:
     return text
 
 
+def iter_lines(path: str | Path, *, allow_empty: bool = False) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line without its ``\\n``) of a UTF-8 file, read as iterated.
+
+    Lines are split on ``\\n`` only (``str.splitlines`` would also break at ``\\x0b``,
+    ``\\x1c`` or U+2028 inside a title or a JSON string). A bad byte is an error naming file
+    and line when iteration reaches it; a file of blank lines only is an error at its end
+    (unless ``allow_empty``), as in ``read_text_file``.
+    """
+    blank = True
+    with Path(path).open("rb") as handle:
+        for lineno, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8").removesuffix("\n")
+            except UnicodeDecodeError as exc:
+                raise FormatError(path, lineno, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} "
+                                  f"at column {exc.start + 1})") from None
+            blank = blank and not line.strip()
+            yield lineno, line
+    if blank and not allow_empty:
+        raise FormatError(path, None, "file is empty")
+
+
 def check_mention(
     doc_text: str,
     start: int,

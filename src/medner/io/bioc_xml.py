@@ -18,7 +18,7 @@ has an empty ``<date>`` so that writing the same documents gives the same bytes.
 
 from __future__ import annotations
 
-import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,14 +46,41 @@ class _Lines:
     annotations: dict[str, int]
 
 
-def _source_lines(root: Any) -> list[_Lines]:
-    out = []
-    for doc in root.iter("document"):
-        annotations: dict[str, int] = {}
-        for ann in doc.iter("annotation"):
-            annotations.setdefault(ann.get("id", ""), ann.sourceline)
-        out.append(_Lines(doc.sourceline, [p.sourceline for p in doc.iter("passage")], annotations))
-    return out
+def _source_lines(doc: Any) -> _Lines:
+    annotations: dict[str, int] = {}
+    for ann in doc.iter("annotation"):
+        annotations.setdefault(ann.get("id", ""), ann.sourceline)
+    return _Lines(doc.sourceline, [p.sourceline for p in doc.iter("passage")], annotations)
+
+
+def _document_elements(path: Path) -> Iterator[Any]:
+    """The ``<document>`` children of the root, each parsed when reached and freed after."""
+    depth = 0
+    try:
+        for event, element in etree.iterparse(str(path), events=("start", "end")):
+            if event == "start":
+                depth += 1
+                continue
+            depth -= 1
+            if depth == 1:  # a child of the root: a document, or the collection's source etc.
+                if element.tag == "document":
+                    yield element
+                element.clear(keep_tail=True)
+                while element.getprevious() is not None:
+                    del element.getparent()[0]
+    except etree.XMLSyntaxError as exc:
+        raise FormatError(path, exc.lineno, f"not well-formed XML: {exc.msg}") from None
+
+
+def _decode(bioc: Any, element: Any, path: Path) -> Any:
+    """The bioc library's ``BioCDocument`` of one ``<document>`` element."""
+    xml = etree.tostring(element, encoding="unicode", with_tail=False)
+    try:
+        (bdoc,) = bioc.biocxml.loads(f"<collection>{xml}</collection>").documents
+    except (KeyError, TypeError, ValueError) as exc:
+        message = f"not a BioC collection ({type(exc).__name__}: {exc})"
+        raise FormatError(path, element.sourceline, message) from None
+    return bdoc
 
 
 def _infon(infons: dict[str, str], names: tuple[str, ...]) -> str | None:
@@ -138,23 +165,18 @@ def _relation(brel: Any, *, path: Path, line: int, report: ReadReport) -> Relati
     return None
 
 
-def read(path: Path, *, on_mismatch: OnMismatch = "error", report: ReadReport) -> list[Document]:
+def iter_read(path: Path, *, on_mismatch: OnMismatch = "error",
+              report: ReadReport) -> Iterator[Document]:
+    """The documents in file order, each parsed (lxml, then the bioc library) when reached."""
     import bioc  # lazy: only BioC users pay for the import
 
     path = Path(path)
-    raw = path.read_bytes()
-    if not raw.strip():
-        raise FormatError(path, None, "file is empty")
-    try:  # lxml first: it locates syntax and encoding errors by line
-        source_lines = _source_lines(etree.fromstring(raw))
-        collection = bioc.biocxml.load(io.BytesIO(raw))
-    except etree.XMLSyntaxError as exc:
-        raise FormatError(path, exc.lineno, f"not well-formed XML: {exc.msg}") from None
-    except (KeyError, TypeError, ValueError) as exc:
-        message = f"not a BioC collection ({type(exc).__name__}: {exc})"
-        raise FormatError(path, None, message) from None
-    documents = []
-    for bdoc, lines in zip(collection.documents, source_lines, strict=True):
+    with path.open("rb") as handle:
+        if not any(chunk.strip() for chunk in iter(lambda: handle.read(1 << 16), b"")):
+            raise FormatError(path, None, "file is empty")
+    for element in _document_elements(path):
+        lines = _source_lines(element)
+        bdoc = _decode(bioc, element, path)
         text, layout = _document_text(bdoc, lines, path)
         spans = []
         for ann in _annotations(bdoc):
@@ -167,8 +189,11 @@ def read(path: Path, *, on_mismatch: OnMismatch = "error", report: ReadReport) -
         metadata: dict[str, Any] = {PASSAGES: layout}
         if bdoc.infons:
             metadata[INFONS] = dict(bdoc.infons)
-        documents.append(Document(bdoc.id or "", text, tuple(spans), tuple(relations), metadata))
-    return documents
+        yield Document(bdoc.id or "", text, tuple(spans), tuple(relations), metadata)
+
+
+def read(path: Path, *, on_mismatch: OnMismatch = "error", report: ReadReport) -> list[Document]:
+    return list(iter_read(path, on_mismatch=on_mismatch, report=report))
 
 
 def _layout(doc: Document) -> list[tuple[int, int, dict[str, str]]]:

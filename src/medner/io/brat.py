@@ -156,17 +156,30 @@ def read_pair(txt: Path, ann: Path, *, on_mismatch: OnMismatch, report: ReadRepo
     return parser.document(txt.stem)
 
 
-def read(path: Path, *, on_mismatch: OnMismatch = "error", report: ReadReport) -> list[Document]:
-    path = Path(path)
+def _annotation_files(path: Path, report: ReadReport) -> list[Path]:
+    """The ``.ann`` files a path names: a folder's, sorted by name, or the one of a pair."""
     if not path.is_dir():
-        return [read_pair(path.with_suffix(".txt"), path.with_suffix(".ann"),
-                          on_mismatch=on_mismatch, report=report)]
-    anns = sorted(path.glob("*.ann"))
+        return [path.with_suffix(".ann")]
     for txt in sorted(path.glob("*.txt")):
         if not txt.with_suffix(".ann").exists():
             report.note("skipped: .txt without .ann", str(txt))
-    return [read_pair(ann.with_suffix(".txt"), ann, on_mismatch=on_mismatch, report=report)
-            for ann in anns]
+    return sorted(path.glob("*.ann"))
+
+
+def iter_read(path: Path, *, on_mismatch: OnMismatch = "error",
+              report: ReadReport) -> Iterator[Document]:
+    """A folder's pairs in name order (or the pair of one ``.ann``/``.txt``), one at a time."""
+    for ann in _annotation_files(Path(path), report):
+        yield read_pair(ann.with_suffix(".txt"), ann, on_mismatch=on_mismatch, report=report)
+
+
+def read(path: Path, *, on_mismatch: OnMismatch = "error", report: ReadReport) -> list[Document]:
+    return list(iter_read(path, on_mismatch=on_mismatch, report=report))
+
+
+def count(path: Path) -> int:
+    """The number of documents: ``.ann`` files, without reading them."""
+    return len(_annotation_files(Path(path), ReadReport()))
 
 
 def _file_stems(documents: list[Document]) -> list[str]:

@@ -18,11 +18,12 @@ from __future__ import annotations
 import re
 import warnings
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 from medner.document import Document, Span
 from medner.errors import FormatError
-from medner.io.base import OnMismatch, ReadReport, atomic_write, read_text_file
+from medner.io.base import OnMismatch, ReadReport, atomic_write, iter_lines
 
 DOCSTART = "-DOCSTART-"
 
@@ -78,26 +79,33 @@ class _DocumentBuilder:
         return Document(f"{self.path.stem}:{number}", self.text, tuple(self.spans))
 
 
-def read(path: Path, *, on_mismatch: OnMismatch = "error", report: ReadReport) -> list[Document]:
-    """Read a BIO/IOB1 file. ``on_mismatch`` is unused: the text is built from the tokens."""
+def iter_read(path: Path, *, on_mismatch: OnMismatch = "error",
+              report: ReadReport) -> Iterator[Document]:
+    """Read a BIO/IOB1 file, one document per ``-DOCSTART-`` section as it ends.
+
+    ``on_mismatch`` is unused: the text is built from the tokens."""
     path = Path(path)
-    documents: list[Document] = []
+    number = 0
     builder = _DocumentBuilder(path, report)
-    for lineno, line in enumerate(read_text_file(path).split("\n"), start=1):
+    for lineno, line in iter_lines(path):
         columns = line.split()
         if not columns:
             builder.end_sentence()
         elif columns[0] == DOCSTART:
             if builder.text:
-                documents.append(builder.document(len(documents) + 1))
+                number += 1
+                yield builder.document(number)
             builder = _DocumentBuilder(path, report)
         elif len(columns) < 2:
             raise FormatError(path, lineno, f"expected a token and a tag, got {line.strip()!r}")
         else:
             builder.add(columns[0], columns[-1], lineno)
     if builder.text:
-        documents.append(builder.document(len(documents) + 1))
-    return documents
+        yield builder.document(number + 1)
+
+
+def read(path: Path, *, on_mismatch: OnMismatch = "error", report: ReadReport) -> list[Document]:
+    return list(iter_read(path, on_mismatch=on_mismatch, report=report))
 
 
 def tokenize(text: str, boundaries: frozenset[int] = frozenset()) -> list[tuple[int, int]]:

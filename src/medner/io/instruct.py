@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from medner.document import Document, Relation, Span, text_fingerprint
 from medner.errors import FormatError
 from medner.ground import ground_all
-from medner.io.base import OnMismatch, ReadReport, atomic_write, read_text_file
+from medner.io.base import OnMismatch, ReadReport, atomic_write, iter_lines
 
 TASKS = "instruct_tasks"
 _INTRO = "The following article contains technical terms including diseases, drugs and chemicals."
@@ -135,11 +136,16 @@ def _ground(doc_id: str, article: _Article, report: ReadReport) -> Document:
                     {TASKS: article.tasks})
 
 
-def read(path: Path, *, on_mismatch: OnMismatch = "error", report: ReadReport) -> list[Document]:
-    """Read and ground the records. ``on_mismatch`` is unused: spans come from grounding."""
+def iter_read(path: Path, *, on_mismatch: OnMismatch = "error",
+              report: ReadReport) -> Iterator[Document]:
+    """Read the records, then ground and yield one article at a time.
+
+    The records of one article may stand anywhere in the file, so every record is read (and
+    checked) before the first document; grounding, the costly part, follows iteration.
+    ``on_mismatch`` is unused: spans come from grounding."""
     path = Path(path)
     articles: dict[str, _Article] = {}
-    for lineno, line in enumerate(read_text_file(path).split("\n"), start=1):
+    for lineno, line in iter_lines(path):
         if not line.strip():
             continue
         text, task, completion = _parse_record(line, lineno, path)
@@ -147,7 +153,12 @@ def read(path: Path, *, on_mismatch: OnMismatch = "error", report: ReadReport) -
         if task not in article.tasks:
             article.tasks.append(task)
         _add_completion(article, task, completion, f"{path}:{lineno}", report)
-    return [_ground(f"instruct:{key}", article, report) for key, article in articles.items()]
+    for key in list(articles):
+        yield _ground(f"instruct:{key}", articles.pop(key), report)
+
+
+def read(path: Path, *, on_mismatch: OnMismatch = "error", report: ReadReport) -> list[Document]:
+    return list(iter_read(path, on_mismatch=on_mismatch, report=report))
 
 
 def _surfaces(doc: Document, label: str) -> list[str]:

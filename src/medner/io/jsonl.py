@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 from medner.document import Document, Span
 from medner.errors import FormatError
-from medner.io.base import OnMismatch, ReadReport, atomic_write, check_mention, read_text_file
+from medner.io.base import OnMismatch, ReadReport, atomic_write, check_mention, iter_lines
 
 
 def parse_line(line: str, *, path: str | Path, lineno: int, on_mismatch: OnMismatch,
@@ -41,14 +42,23 @@ def parse_line(line: str, *, path: str | Path, lineno: int, on_mismatch: OnMisma
     return Document(doc.id, doc.text, tuple(spans), doc.relations, doc.metadata)
 
 
-def read(path: Path, *, on_mismatch: OnMismatch = "error", report: ReadReport) -> list[Document]:
-    text = read_text_file(path)
-    documents = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+def iter_read(path: Path, *, on_mismatch: OnMismatch = "error",
+              report: ReadReport) -> Iterator[Document]:
+    """One document per non-blank line, parsed as the line is reached."""
+    for lineno, line in iter_lines(path):
         if line.strip():
-            documents.append(parse_line(line, path=path, lineno=lineno,
-                                        on_mismatch=on_mismatch, report=report))
-    return documents
+            yield parse_line(line, path=path, lineno=lineno, on_mismatch=on_mismatch,
+                             report=report)
+
+
+def read(path: Path, *, on_mismatch: OnMismatch = "error", report: ReadReport) -> list[Document]:
+    return list(iter_read(path, on_mismatch=on_mismatch, report=report))
+
+
+def count(path: Path) -> int:
+    """The number of documents, from one pass over the bytes (non-blank lines)."""
+    with Path(path).open("rb") as handle:
+        return sum(1 for line in handle if line.strip())
 
 
 def dumps(document: Document) -> str:

@@ -27,18 +27,20 @@ from __future__ import annotations
 import re
 import warnings
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from medner.document import Document, Relation, Span
 from medner.errors import FormatError, MednerError
-from medner.io.base import OnMismatch, ReadReport, atomic_write, check_mention, read_text_file
+from medner.io.base import OnMismatch, ReadReport, atomic_write, check_mention, iter_lines
 
 TITLE_LENGTH = "pubtator_title_length"
 RAW_LINES = "pubtator_raw_lines"
 
 _HEADER = re.compile(r"([^\t|]*)\|([ta])\|(.*)")
 _INTEGER = re.compile(r"-?\d+")
+_TITLE = re.compile(rb"[^\t|]*\|t\|")
 
 
 @dataclass
@@ -135,20 +137,20 @@ def _parse_line(block: _Block | None, line: str, *, path: Path, lineno: int,
         block.raw_lines[relation_line(pmid, relation)] = line
 
 
-def read(path: Path, *, on_mismatch: OnMismatch = "error", report: ReadReport) -> list[Document]:
+def iter_read(path: Path, *, on_mismatch: OnMismatch = "error",
+              report: ReadReport) -> Iterator[Document]:
+    """The documents in file order, each yielded once its block is read (line by line)."""
     path = Path(path)
-    documents: list[Document] = []
     block: _Block | None = None
-    # Split on "\n" only: str.splitlines would also break titles at \x0b, \x1c or U+2028.
-    for lineno, line in enumerate(read_text_file(path).split("\n"), start=1):
+    for lineno, line in iter_lines(path):
         header = _HEADER.fullmatch(line)
         if not line.strip():
             if block is not None:
-                documents.append(block.document(path))
+                yield block.document(path)
             block = None
         elif header and header[2] == "t":
             if block is not None:  # tolerate a missing blank line between documents
-                documents.append(block.document(path))
+                yield block.document(path)
             block = _Block(header[1], header[3], lineno)
         elif header:
             if block is None or block.pmid != header[1] or block.abstract is not None:
@@ -159,8 +161,17 @@ def read(path: Path, *, on_mismatch: OnMismatch = "error", report: ReadReport) -
             _parse_line(block, line, path=path, lineno=lineno, on_mismatch=on_mismatch,
                         report=report)
     if block is not None:
-        documents.append(block.document(path))
-    return documents
+        yield block.document(path)
+
+
+def read(path: Path, *, on_mismatch: OnMismatch = "error", report: ReadReport) -> list[Document]:
+    return list(iter_read(path, on_mismatch=on_mismatch, report=report))
+
+
+def count(path: Path) -> int:
+    """The number of documents, from one pass over the bytes (title lines)."""
+    with Path(path).open("rb") as handle:
+        return sum(1 for line in handle if _TITLE.match(line))
 
 
 def _one_line(text: str) -> str:
