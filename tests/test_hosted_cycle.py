@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from medner.backends.llm.prompts import get_template
+from medner.backends.prompted.prompts import get_template
 from medner.cli import main
 from medner.document import Document, Span
 from medner.labels import get_schema

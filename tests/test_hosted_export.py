@@ -7,7 +7,7 @@ import json
 import pytest
 
 from medner.backends.hosted.formats import build_examples, to_record, validate
-from medner.backends.llm.prompts import get_template
+from medner.backends.prompted.prompts import get_template
 from medner.cli import main
 from medner.document import Document, Span
 from medner.labels import get_schema

@@ -9,17 +9,12 @@ from pathlib import Path
 import pytest
 
 from medner.backends.llm.config import LLMConfig, load_config
-from medner.backends.llm.prompts import (
-    TEMPLATES,
-    document_tasks,
-    get_template,
-    relation_pairs,
-    render_prompt,
-)
+from medner.backends.llm.prompts import render_prompt
+from medner.backends.prompted.prompts import TEMPLATES, document_tasks, get_template
 from medner.document import Document, Relation, Span
 from medner.errors import ConfigError
 from medner.io import read_corpus
-from medner.io.instruct import build_prompt
+from medner.io.instruct import build_prompt, relation_pairs
 from medner.labels import SCHEMAS, LabelSchema
 
 BC5CDR = SCHEMAS["bc5cdr"]

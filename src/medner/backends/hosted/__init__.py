@@ -1,10 +1,12 @@
 """Hosted fine-tuning and extraction through provider APIs (OpenAI, Gemini on Vertex AI, Cohere).
 
-formats.py    tuning files per provider from the LLM backend's prompt templates; validation
+formats.py    tuning files per provider from the shared prompt templates; validation
 providers.py  one adapter per official SDK: chat, upload, start and poll tuning jobs
 calls.py      backoff on rate limits (HTTP 429, Retry-After) and the local answer cache
 tune.py       ``medner hosted tune``: prepare, upload, start, poll, write the run folder
 model.py      ``HostedModel`` (backend ``hosted``): run folders and ``hosted:PROVIDER:MODEL``
+
+Prompts and the reading of answers are shared with the LLM backend (``medner.backends.prompted``).
 
 What changed at the providers: Google AI Studio tuning of Gemini ended in 2025 (Gemini is tuned
 on Vertex AI, which reads the data from Cloud Storage); Cohere deprecated fine-tuning in

@@ -1,8 +1,8 @@
-"""Tuning files for each provider, built with the LLM backend's prompt templates, and checked.
+"""Tuning files for each provider, built with the shared prompt templates, and checked.
 
 One *example* is one (document, template task) pair: the task's user message and its target
-completion (``medner.backends.llm.prompts.Task``), so a hosted model is tuned on exactly the
-prompts the local LLM backend trains on and the extraction path later sends.
+completion (``medner.backends.prompted.prompts.Task``), so a hosted model is tuned on exactly
+the prompts the local LLM backend trains on and the extraction path later sends.
 
 Formats (one JSON object per line):
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medner.backends.llm.prompts import Task, document_tasks, get_template
+from medner.backends.prompted.prompts import Task, document_tasks, get_template
 from medner.document import Document
 from medner.errors import ConfigError, FormatError
 from medner.labels import LabelSchema

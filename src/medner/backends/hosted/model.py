@@ -6,25 +6,25 @@ reference ``hosted:PROVIDER:MODEL`` (any base or tuned model id), optionally fol
 no examples). ``examples`` turns the prompt into few-shot prompting: the first ``shots``
 documents of FILE are shown as earlier user/assistant turns.
 
-Prompts, answer parsing and grounding are the LLM backend's (``medner.backends.llm``), so
-strings not in the text are dropped and counted the same way and ``medner evaluate`` scores
-both identically. Each document is sent whole: hosted models take far longer prompts than the
-local one, so there is no chunking.
+Prompts, answer parsing and grounding are shared with the local LLM backend
+(``medner.backends.prompted``), so strings not in the text are dropped and counted the same
+way and ``medner evaluate`` scores both identically; this module only asks the provider. Each
+document is sent whole: hosted models take far longer prompts than the local one, so it is not
+cut into pieces.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 from medner.backends.hosted.calls import ResponseCache, RetryPolicy
 from medner.backends.hosted.providers import PROVIDERS, get_provider
-from medner.backends.llm.parse import GroundStats, ground_document
-from medner.backends.llm.prompts import CHEMICAL, DISEASE, RELATION, Task, get_template
+from medner.backends.prompted.answers import plan_prompts, read_answers
+from medner.backends.prompted.prompts import Task, get_template
 from medner.document import Document, documents_from_texts
 from medner.errors import ConfigError, MednerError
 from medner.labels import LabelSchema, get_schema
@@ -129,45 +129,23 @@ class HostedModel:
     # ------------------------------------------------------------------ prediction
     def predict(self, documents: Iterable[Document], *, progress: bool = False) -> list[Document]:
         """Copies of the documents (same id, text) with predicted spans and relations."""
-        documents = list(documents)
-        calls = cached = bad = unknown = 0
-        total = GroundStats()
-        out = []
-        with _progress_bar(progress, len(documents)) as advance:
-            for doc in documents:
-                entities, pairs, doc_bad, doc_unknown = [], [], 0, 0
-                for task in self.tasks:
-                    text, hit = self.answer(self.messages(task, doc.text))
-                    cached += hit
-                    calls += not hit
-                    parsed = task.parse(text, self.schema)
-                    entities += parsed.entities
-                    pairs += parsed.pairs
-                    doc_bad += parsed.bad_lines
-                    doc_unknown += parsed.unknown_labels
-                grounded, stats = ground_document(doc, entities, pairs,
-                                                  relation_labels=(CHEMICAL, DISEASE),
-                                                  relation=RELATION)
-                total.add(stats)
-                bad += doc_bad
-                unknown += doc_unknown
-                counts = {"hallucinations": stats.hallucinations,
-                          "hallucinated_relations": stats.hallucinated_relations,
-                          "bad_lines": doc_bad, "unknown_labels": doc_unknown}
-                out.append(replace(grounded, metadata={**doc.metadata, "hosted": counts}))
+        plan = plan_prompts(documents, self.tasks)
+        answers, calls, cached = [], 0, 0
+        with _progress_bar(progress, len(plan.prompts)) as advance:
+            for prompt in plan.prompts:
+                text, hit = self.answer(self.messages(prompt.task, prompt.text))
+                answers.append(text)
+                cached += hit
+                calls += not hit
                 advance()
-        # The same names as the local LLM backend, so reports of both read alike.
+        predicted, counts = read_answers(plan, answers, self.schema, key="hosted")
         self.last_notes = {
-            "llm_hallucinations": total.hallucinations,
-            "llm_hallucinated_relations": total.hallucinated_relations,
-            "llm_relation_entities_added": total.relation_entities_added,
-            "llm_bad_lines": bad,
-            "llm_unknown_labels": unknown,
+            **counts.notes(),
             "hosted_api_calls": calls,
             "hosted_cached_answers": cached,
             "hosted_rate_limit_retries": self.retry.retries,
         }
-        return out
+        return predicted
 
     def extract(self, texts: str | Iterable[str], *, ids: Sequence[str] | None = None,
                 progress: bool = False) -> list[Document]:
@@ -177,7 +155,7 @@ class HostedModel:
 
 @contextmanager
 def _progress_bar(enabled: bool, total: int) -> Iterator[Callable[[], None]]:
-    """A rich progress bar over documents; yields the function that advances it."""
+    """A rich progress bar over prompts; yields the function that advances it."""
     if not enabled:
         yield lambda: None
         return

@@ -1,5 +1,9 @@
 """Base models (packaged GGUF, folder, hub id) and a trained LLM folder loaded for prediction.
 
+Prediction takes the prompted backends' one path (``medner.backends.prompted.answers``:
+pieces, prompts, parsed and grounded answers, counts); what is the local model's own is how
+it measures prompts (its tokenizer) and answers them (``generate``, optionally constrained).
+
 GGUF weights (the packaged ``smollm2-135m``) are unpacked by transformers with the ``gguf``
 package (~20-30 s); the unpacked copy is cached as safetensors under ``MEDNER_CACHE``
 (default ``~/.cache/medner``), keyed by the GGUF file's path, size and mtime, so later
@@ -11,22 +15,20 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from medner.abbreviations import propagate_abbreviations
 from medner.backends.llm.config import DEFAULT_REPEAT_PATIENCE
 from medner.backends.llm.generate import GenerationStats, generate
-from medner.backends.llm.parse import GroundStats, Parsed, ground_document
-from medner.backends.llm.prompts import (
-    CHEMICAL,
-    DISEASE,
-    RELATION,
-    Task,
-    get_template,
-    render_prompt,
+from medner.backends.llm.prompts import prompt_tokens, render_prompt
+from medner.backends.prompted.answers import (
+    Bounds,
+    Prompt,
+    plan_prompts,
+    read_answers,
+    text_pieces,
 )
+from medner.backends.prompted.prompts import Task, get_template
 from medner.basemodels import ResolvedModel, resolve
 from medner.cache import cache_root
 from medner.core.device import resolve_bf16
@@ -158,7 +160,7 @@ class LLMModel:
         self.tasks: list[Task] = self.template.build_tasks(self.schema)
         self.last_notes: dict[str, int] = {}
         self.last_answers: list[str] = []
-        """The raw answers of the latest call, one per (document, chunk, task) prompt."""
+        """The raw answers of the latest call, one per (document, piece, task) prompt."""
         self.last_stats = GenerationStats()
 
     @property
@@ -233,146 +235,45 @@ class LLMModel:
         are parsed and grounded instead of generating: saved answers, cut or edited, are
         scored again without the cost of decoding.
         """
-        documents = list(documents)
-        pieces = [self._chunks(d.text) for d in documents]
-        jobs: list[tuple[int, int, Task]] = []  # (document, chunk, task)
-        for i, chunks in enumerate(pieces):
-            for c in range(len(chunks)):
-                jobs += [(i, c, task) for task in self.tasks]
-        prompts, copy_inputs = [], []
-        for i, c, task in jobs:
-            start, end = pieces[i][c]
-            chunk = documents[i].text[start:end]
-            prompts.append(render_prompt(self.tokenizer, task.user_message(chunk, self.schema)))
-            copy_inputs.append((chunk, task.copy_regions))
-        if answers is not None:
-            if len(answers) != len(prompts):
-                raise MednerError(f"{len(answers)} answers given for {len(prompts)} prompts")
-            answers, stats = list(answers), GenerationStats(prompts=len(prompts))
+        plan = plan_prompts(documents, self.tasks, self._pieces)
+        if answers is None:
+            answers, stats = self._generate(plan.prompts, progress)
         else:
-            answers, stats = generate(
-                self.model, self.tokenizer, prompts, max_new_tokens=self.max_new_tokens,
-                batch_size=self.batch_size, bf16=self.bf16,
-                copy_inputs=copy_inputs if self.constrained else None,
-                repeat_patience=self.repeat_patience, progress=progress)
-        self.last_answers = answers
-        parsed: list[list[tuple[int, Parsed]]] = [[] for _ in documents]
-        for (i, c, task), answer in zip(jobs, answers, strict=True):
-            parsed[i].append((c, task.parse(answer, self.schema)))
-        out, total = [], GroundStats()
-        bad = unknown = 0
-        for doc, chunks, results in zip(documents, pieces, parsed, strict=True):
-            grounded, doc_stats = [], GroundStats()
-            for c, p in results:
-                # Each chunk is grounded in its own text; offsets are shifted when merging.
-                start, end = chunks[c]
-                g, gstats = ground_document(Document(doc.id, doc.text[start:end]), p.entities,
-                                            p.pairs, relation_labels=(CHEMICAL, DISEASE),
-                                            relation=RELATION)
-                grounded.append((start, g))
-                doc_stats.add(gstats)
-            total.add(doc_stats)
-            doc_bad = sum(p.bad_lines for _, p in results)
-            doc_unknown = sum(p.unknown_labels for _, p in results)
-            bad += doc_bad
-            unknown += doc_unknown
-            counts = {"hallucinations": doc_stats.hallucinations,
-                      "hallucinated_relations": doc_stats.hallucinated_relations,
-                      "bad_lines": doc_bad, "unknown_labels": doc_unknown,
-                      "chunks": len(chunks)}
-            predicted = _merge_chunks(doc, grounded)
-            if self.abbreviations:
-                predicted = propagate_abbreviations(predicted)
-            out.append(replace(predicted, metadata={**doc.metadata, "llm": counts}))
-        self.last_stats = stats
+            answers, stats = list(answers), GenerationStats(prompts=len(plan.prompts))
+        predicted, counts = read_answers(plan, answers, self.schema, key="llm",
+                                         abbreviations=self.abbreviations)
+        self.last_answers, self.last_stats = answers, stats
         self.last_notes = {
-            "llm_hallucinations": total.hallucinations,
-            "llm_hallucinated_relations": total.hallucinated_relations,
-            "llm_relation_entities_added": total.relation_entities_added,
-            "llm_bad_lines": bad,
-            "llm_unknown_labels": unknown,
+            **counts.notes(),
             "llm_truncated_answers": stats.truncated,
             "llm_repeat_stops": stats.repeat_stops,
-            "llm_chunked_documents": sum(1 for p in pieces if len(p) > 1),
+            "llm_chunked_documents": plan.cut_documents,
             "llm_forced_exits": stats.forced_exits,
             "llm_new_tokens": stats.new_tokens,
         }
-        return out
+        return predicted
 
     def extract(self, texts: str | Iterable[str], *, ids: Sequence[str] | None = None,
                 progress: bool = False) -> list[Document]:
         """New Documents holding the predicted spans (and relations), one per text."""
         return self.predict(documents_from_texts(texts, ids), progress=progress)
 
-    # ------------------------------------------------------------------ long inputs
-    def _chunks(self, text: str) -> list[tuple[int, int]]:
-        """(start, end) pieces whose prompts fit ``max_prompt_tokens``: sentence ends first."""
+    def _generate(self, prompts: Sequence[Prompt],
+                  progress: bool) -> tuple[list[str], GenerationStats]:
+        """The model's answers to the prompts, rendered through its chat template."""
+        rendered = [render_prompt(self.tokenizer, p.task.user_message(p.text, self.schema))
+                    for p in prompts]
+        copy_inputs = ([(p.text, p.task.copy_regions) for p in prompts] if self.constrained
+                       else None)
+        return generate(self.model, self.tokenizer, rendered, max_new_tokens=self.max_new_tokens,
+                        batch_size=self.batch_size, bf16=self.bf16, copy_inputs=copy_inputs,
+                        repeat_patience=self.repeat_patience, progress=progress)
+
+    def _pieces(self, text: str) -> list[Bounds]:
+        """Pieces of ``text`` whose prompts fit ``max_prompt_tokens``: sentence ends first."""
         return text_pieces(text, lambda s: prompt_tokens(self.tokenizer, self.tasks,
                                                          self.schema, s),
                            self.max_prompt_tokens)
-
-
-def prompt_tokens(tokenizer, tasks: Sequence[Task], schema: LabelSchema, text: str) -> int:
-    """Tokens in the longest of the tasks' prompts for ``text``."""
-    return max(len(tokenizer(render_prompt(tokenizer, task.user_message(text, schema)))
-                   ["input_ids"]) for task in tasks)
-
-
-def text_pieces(text: str, measure, limit: int) -> list[tuple[int, int]]:
-    """``split_text`` without the whitespace between sentences, which belongs to no piece."""
-    pieces = split_text(text, measure, limit)
-    if len(pieces) == 1:
-        return pieces
-    trimmed = []
-    for a, b in pieces:
-        piece = text[a:b]
-        a2 = a + len(piece) - len(piece.lstrip())
-        b2 = b - (len(piece) - len(piece.rstrip()))
-        if a2 < b2:
-            trimmed.append((a2, b2))
-    return trimmed
-
-
-def split_text(text: str, measure, limit: int) -> list[tuple[int, int]]:
-    """Cut ``text`` so that ``measure(piece) <= limit``: at sentence ends, else at spaces."""
-    if not text or measure(text) <= limit:
-        return [(0, len(text))]
-    inside = [c for c in (m.end() for m in re.finditer(r"[.!?]\s+", text)) if 0 < c < len(text)]
-    if not inside:
-        inside = [c for c in (m.end() for m in re.finditer(r"\s+", text)) if 0 < c < len(text)]
-    if not inside:
-        if measure("") > limit:
-            raise MednerError(f"the prompt template alone takes {measure('')} tokens, more than "
-                              f"max_prompt_tokens={limit}; raise max_prompt_tokens")
-        raise MednerError(f"a piece of {len(text)} characters without a space does not fit "
-                          f"max_prompt_tokens={limit}; raise max_prompt_tokens")
-    middle = min(inside, key=lambda c: abs(c - len(text) / 2))
-    left = split_text(text[:middle], measure, limit)
-    right = split_text(text[middle:], measure, limit)
-    return left + [(a + middle, b + middle) for a, b in right]
-
-
-def _merge_chunks(doc: Document, grounded: list[tuple[int, Document]]) -> Document:
-    from medner.document import Relation, Span
-
-    if len(grounded) == 1 and grounded[0][0] == 0:
-        g = grounded[0][1]
-        return Document(doc.id, doc.text, g.spans, g.relations, dict(doc.metadata))
-    spans, relations = [], []
-    for n, (shift, g) in enumerate(grounded):
-        ids = {}
-        for s in g.spans:
-            new_id = f"C{n}{s.id}"
-            ids[s.id] = new_id
-            spans.append(Span(s.start + shift, s.end + shift, s.label, s.text, id=new_id))
-        relations += [Relation(r.label, ids[r.head], ids[r.tail], args="span")
-                      for r in g.relations]
-    ordered = sorted(spans, key=lambda s: (s.start, s.end, s.label))
-    rename = {s.id: f"T{k}" for k, s in enumerate(ordered, start=1)}
-    spans = [replace(s, id=rename[s.id]) for s in ordered]
-    relations = list(dict.fromkeys(Relation(r.label, rename[r.head], rename[r.tail], args="span")
-                                   for r in relations))
-    return Document(doc.id, doc.text, tuple(spans), tuple(relations), dict(doc.metadata))
 
 
 def load_adapter_merged(folder: Path, base_name: str):
@@ -390,5 +291,5 @@ def load_adapter_merged(folder: Path, base_name: str):
     return model.merge_and_unload()
 
 
-__all__ = ["LLMModel", "load_base", "prompt_tokens", "split_text",
-           "text_pieces", "unpacked_folder"]
+# prompt_tokens and text_pieces: llm/train.py imports them from here
+__all__ = ["LLMModel", "load_base", "prompt_tokens", "text_pieces", "unpacked_folder"]

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from medner.backends.llm.parse import (
-    ground_document,
-    parse_json_lines,
-    parse_labelled_lines,
-    parse_list,
-)
+from medner.backends.prompted.answers import ground_document
+from medner.backends.prompted.parse import parse_json_lines, parse_labelled_lines, parse_list
+from medner.backends.prompted.prompts import CID
 from medner.document import Document, Relation, Span
 from medner.evaluate import evaluate
 
@@ -102,7 +99,7 @@ def test_grounding_every_occurrence_word_boundaries_and_unicode_spaces():
     out, stats = ground_document(
         doc, [("aspirin", "Chemical"), ("Aspirin induced ulcer", "Disease"), ("ALS", "Disease"),
               ("acute liver injury", "Disease"), ("liver injury", "Disease"),
-              ("heparin", "Chemical")], [], relation_labels=LABELS)
+              ("heparin", "Chemical")])
     found = {(s.text, s.label) for s in out.spans}
     # case-sensitive first: "aspirin" matches the lower-case one only
     assert ("aspirin", "Chemical") in found and ("Aspirin", "Chemical") not in found
@@ -118,7 +115,7 @@ def test_grounding_every_occurrence_word_boundaries_and_unicode_spaces():
 
 def test_grounding_finds_every_occurrence():
     out, stats = ground_document(Document("d", "ulcer, ulcer and ulcers"),
-                                 [("ulcer", "Disease")], [], relation_labels=LABELS)
+                                 [("ulcer", "Disease")])
     assert [(s.start, s.end) for s in out.spans] == [(0, 5), (7, 12)]
     assert stats.hallucinations == 0
 
@@ -127,10 +124,9 @@ def test_relations_are_grounded_to_entities_in_the_same_document():
     text = "Aspirin caused an ulcer and a rash; heparin did not."
     out, stats = ground_document(
         Document("d", text), [("Aspirin", "Chemical"), ("ulcer", "Disease")],
-        [("aspirin", "ulcer"),       # case differs from the entity: linked to it
-         ("Aspirin", "rash"),        # rash not predicted as an entity: added
-         ("ibuprofen", "ulcer")],    # not in the text: dropped, counted
-        relation_labels=LABELS)
+        {CID: [("aspirin", "ulcer"),       # case differs from the entity: linked to it
+               ("Aspirin", "rash"),        # rash not predicted as an entity: added
+               ("ibuprofen", "ulcer")]})   # not in the text: dropped, counted
     by_id = out.span_by_id()
     pairs = {(by_id[r.head].text, by_id[r.tail].text) for r in out.relations}
     assert pairs == {("Aspirin", "ulcer"), ("Aspirin", "rash")}
@@ -145,7 +141,7 @@ def test_generated_relations_score_against_bc5cdr_concept_relations():
                     (Relation("CID", "D001241", "D014456"),))
     pred, _ = ground_document(Document("d", text), [("Aspirin", "Chemical"),
                                                     ("ulcer", "Disease")],
-                              [("Aspirin", "ulcer")], relation_labels=LABELS)
+                              {CID: [("Aspirin", "ulcer")]})
     report = evaluate([gold], [pred], modes=("strict",), bootstrap=0,
                       notes={"llm_hallucinations": 3})
     assert report.relations is not None and report.relations.micro.f1 == 1.0
@@ -157,6 +153,6 @@ def test_generated_relations_score_against_bc5cdr_concept_relations():
 
 def test_document_metadata_is_kept():
     doc = Document("d", "x y", metadata={"source": "s"})
-    out, _ = ground_document(doc, [], [], relation_labels=LABELS)
+    out, _ = ground_document(doc, [])
     assert out.metadata == {"source": "s"} and out.spans == () and out.relations == ()
     assert Relation("CID", "a", "b").args == "concept"

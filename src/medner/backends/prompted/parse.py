@@ -1,21 +1,16 @@
-"""Parse generated answers into strings, then ground the strings to character offsets.
+"""Parse an answer (generated locally or by a provider) into strings: items and pairs.
 
 Parsing never raises on model output: a line that is not what the template asks for is
-counted in ``bad_lines`` and skipped, as are items with a label outside the schema. Grounding
-uses ``medner.ground`` (every occurrence, word-boundary aware, any whitespace run matches
-any whitespace run); a string not found in the text is a *hallucination*: dropped, counted.
+counted in ``bad_lines`` and skipped, as are items with a label outside the schema. The
+strings carry no offsets yet; ``medner.backends.prompted.answers`` grounds them in the text.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-from medner.document import Document, Relation, Span, normalize_text
-from medner.ground import ground, ground_all
 
 
 @dataclass
@@ -23,7 +18,8 @@ class Parsed:
     entities: list[tuple[str, str]] = field(default_factory=list)
     """(text, label) in answer order."""
     pairs: list[tuple[str, str]] = field(default_factory=list)
-    """(chemical text, disease text) in answer order."""
+    """(head text, tail text) of the task's relation (chemical, disease for CID), in answer
+    order."""
     bad_lines: int = 0
     unknown_labels: int = 0
 
@@ -58,9 +54,9 @@ def parse_json_lines(output: str, keys: tuple[str, str], *,
             if not found:
                 result.bad_lines += 1
                 continue
-            for chunk in found:
+            for item in found:
                 try:
-                    objects.append(json.loads(chunk))
+                    objects.append(json.loads(item))
                 except json.JSONDecodeError:
                     result.bad_lines += 1
     first, second = keys
@@ -143,86 +139,4 @@ def parse_list(output: str, *, label: str | None = None,
     return result
 
 
-# ---------------------------------------------------------------------------- grounding
-
-
-@dataclass
-class GroundStats:
-    hallucinations: int = 0
-    """Entity strings (distinct per document and label) not found in the text."""
-    hallucinated_relations: int = 0
-    """Relation pairs dropped because a side is not in the text."""
-    relation_entities_added: int = 0
-    """Relation sides found in the text but not among the predicted entities (added)."""
-    examples: list[str] = field(default_factory=list)
-
-    def add(self, other: GroundStats) -> None:
-        self.hallucinations += other.hallucinations
-        self.hallucinated_relations += other.hallucinated_relations
-        self.relation_entities_added += other.relation_entities_added
-        self.examples += other.examples[: max(0, 20 - len(self.examples))]
-
-
-def ground_document(doc: Document, entities: Sequence[tuple[str, str]],
-                    pairs: Sequence[tuple[str, str]], *, relation_labels: tuple[str, str],
-                    relation: str = "CID") -> tuple[Document, GroundStats]:
-    """A copy of ``doc`` with spans for every occurrence of each entity string, and span
-    relations for the pairs whose two sides are in the text.
-
-    A pair side is linked to the first predicted span of its label with that text
-    (case-insensitive, whitespace-normalised); a side found in the text but not predicted
-    as an entity becomes a span at its first occurrence (counted).
-    """
-    text = doc.text
-    stats = GroundStats()
-    keys: set[tuple[int, int, str]] = set()
-    by_label: dict[str, list[str]] = {}
-    for item, label in entities:
-        by_label.setdefault(label, []).append(item)
-    for label, items in by_label.items():
-        for item, occurrences in ground_all(items, text).items():
-            if not occurrences:
-                stats.hallucinations += 1
-                if len(stats.examples) < 5:
-                    stats.examples.append(f"{doc.id}: {item!r} ({label})")
-            keys.update((a, b, label) for a, b in occurrences)
-
-    links: list[tuple[tuple[int, int, str], tuple[int, int, str]]] = []
-    for head, tail in dict.fromkeys(pairs):
-        sides = []
-        for item, label in ((head, relation_labels[0]), (tail, relation_labels[1])):
-            wanted = normalize_text(item)
-            match = sorted(k for k in keys if k[2] == label
-                           and normalize_text(text[k[0]:k[1]]) == wanted)
-            if match:
-                sides.append(match[0])
-                continue
-            occurrences = ground(item, text)
-            if not occurrences:
-                sides.append(None)
-                continue
-            key = (*occurrences[0], label)
-            keys.add(key)
-            stats.relation_entities_added += 1
-            sides.append(key)
-        if None in sides:
-            stats.hallucinated_relations += 1
-            if len(stats.examples) < 5:
-                stats.examples.append(f"{doc.id}: relation {head!r} -> {tail!r}")
-            continue
-        links.append((sides[0], sides[1]))
-
-    ordered = sorted(keys)
-    ids = {key: f"T{n}" for n, key in enumerate(ordered, start=1)}
-    spans = tuple(Span(a, b, label, text[a:b], id=ids[(a, b, label)]) for a, b, label in ordered)
-    relations = tuple(dict.fromkeys(Relation(relation, ids[h], ids[t], args="span")
-                                    for h, t in links))
-    return Document(doc.id, text, spans, relations, dict(doc.metadata)), stats
-
-
-def count_labels(parsed: Sequence[Parsed]) -> Counter[str]:
-    return Counter(label for p in parsed for _, label in p.entities)
-
-
-__all__ = ["NO_ENTITIES", "GroundStats", "Parsed", "ground_document", "parse_json_lines",
-           "parse_labelled_lines", "parse_list"]
+__all__ = ["NO_ENTITIES", "Parsed", "parse_json_lines", "parse_labelled_lines", "parse_list"]
