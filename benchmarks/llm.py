@@ -60,8 +60,8 @@ def cmd_train(args) -> dict:
             "global_steps": meta["global_steps"], "train_seconds": meta["train_seconds"],
             "seconds_per_step": meta["seconds_per_step"], "peak_rss_mb": meta["peak_rss_mb"],
             "train_loss": meta["train_loss"], "evaluations": evals,
-            "dev": {k: dev.get(k) for k in ("strict_f1", "strict_precision", "strict_recall",
-                                            "relation_f1", "sample", "notes", "generation")}}
+            "dev": {k: dev.get(k) for k in ("micro", "relations", "sample", "notes",
+                                            "generation")}}
 
 
 def cmd_generate(args) -> dict:

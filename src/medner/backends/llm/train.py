@@ -129,25 +129,30 @@ def generation_metrics(probe: LLMModel, gold: Sequence[Document]) -> dict[str, A
     report = evaluate(list(gold), predicted, modes=("strict",), bootstrap=0,
                       notes=probe.last_notes)
     strict = report.results["strict"]
+    # the encoder's shape (``score_spans``), plus what only generation has
     out: dict[str, Any] = {
-        "strict_f1": strict.micro.f1, "strict_precision": strict.micro.precision,
-        "strict_recall": strict.micro.recall,
-        "per_label": {k: v.to_dict() for k, v in strict.per_label.items()},
         "micro": strict.micro.to_dict(),
+        "macro": {"precision": strict.macro.precision, "recall": strict.macro.recall,
+                  "f1": strict.macro.f1},
+        "per_label": {k: v.to_dict() for k, v in strict.per_label.items()},
         "documents": len(gold), "notes": dict(probe.last_notes),
         "generation": probe.last_stats.to_dict(),
         "seconds": round(time.perf_counter() - started, 1),
     }
     if report.relations is not None and probe.predicts_relations:
-        out["relation_f1"] = report.relations.micro.f1
         out["relations"] = {**report.relations.micro.to_dict(),
                             "basis": report.relations.basis}
     return out
 
 
 def _flat(metrics: dict[str, Any]) -> dict[str, float]:
-    """The scalar part, for the trainer's log."""
-    flat = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+    """The scalars the trainer logs (``eval_strict_f1`` picks the best checkpoint)."""
+    micro = metrics["micro"]
+    flat = {"strict_f1": float(micro["f1"]), "strict_precision": float(micro["precision"]),
+            "strict_recall": float(micro["recall"]), "documents": float(metrics["documents"]),
+            "seconds": float(metrics["seconds"])}
+    if "relations" in metrics:
+        flat["relation_f1"] = float(metrics["relations"]["f1"])
     flat["hallucinations"] = metrics["notes"].get("llm_hallucinations", 0)
     flat["bad_lines"] = metrics["notes"].get("llm_bad_lines", 0)
     flat["tokens_per_second"] = metrics["generation"]["tokens_per_second"]
@@ -330,11 +335,12 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
         probe = LLMModel(model, tokenizer, meta_probe, bf16=False)
         dev_metrics = generation_metrics(probe, sample)
     if dev_metrics is not None:
+        micro = dev_metrics["micro"]
         dev_metrics["sample"] = {"documents": len(sample), "of": len(data.dev),
                                  "seed": config.seed}
         log(f"dev (generation, {len(sample)} documents): strict micro F1 "
-            f"{100 * dev_metrics['strict_f1']:.2f} (P {100 * dev_metrics['strict_precision']:.2f},"
-            f" R {100 * dev_metrics['strict_recall']:.2f}); hallucinations "
+            f"{100 * micro['f1']:.2f} (P {100 * micro['precision']:.2f}, "
+            f"R {100 * micro['recall']:.2f}); hallucinations "
             f"{dev_metrics['notes']['llm_hallucinations']}; "
             f"{dev_metrics['generation']['tokens_per_second']:.1f} tokens/s")
     steps = max(1, state.global_step - (step_of(resume_from) or 0))
@@ -402,15 +408,16 @@ def model_card(meta: dict[str, Any]) -> str:
     ]
     if m:
         sample = m.get("sample", {})
-        lines += [f"- strict micro F1 {100 * m['strict_f1']:.2f} "
-                  f"(P {100 * m['strict_precision']:.2f}, R {100 * m['strict_recall']:.2f}) "
+        micro = m["micro"]
+        lines += [f"- strict micro F1 {100 * micro['f1']:.2f} "
+                  f"(P {100 * micro['precision']:.2f}, R {100 * micro['recall']:.2f}) "
                   f"on {sample.get('documents')} of "
                   f"{sample.get('of')} dev documents",
                   f"- hallucinated strings dropped: {m['notes'].get('llm_hallucinations')}; "
                   f"bad answer lines: {m['notes'].get('llm_bad_lines')}",
                   f"- {m['generation']['tokens_per_second']} generated tokens/s"]
-        if "relation_f1" in m:
-            lines.append(f"- relation micro F1 {100 * m['relation_f1']:.2f} "
+        if "relations" in m:
+            lines.append(f"- relation micro F1 {100 * m['relations']['f1']:.2f} "
                          f"({m['relations']['basis']})")
     else:
         lines.append("No dev set was given; no metrics.")
