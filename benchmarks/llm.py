@@ -159,8 +159,8 @@ def cmd_tokens(args) -> dict:
     import statistics
 
     from medner.backends.llm.model import load_base
-    from medner.backends.llm.prompts import get_template
     from medner.backends.llm.train import build_examples
+    from medner.backends.prompted.prompts import get_template
     from medner.io import read_corpus
     from medner.labels import SCHEMAS, apply_schema
 
@@ -211,7 +211,8 @@ def _memory_child(args) -> dict:
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     from medner.backends.llm.model import load_base
-    from medner.backends.llm.prompts import get_template, render_prompt
+    from medner.backends.llm.prompts import render_prompt
+    from medner.backends.prompted.prompts import get_template
     from medner.core.device import default_bf16
     from medner.io import read_corpus
     from medner.labels import SCHEMAS, apply_schema

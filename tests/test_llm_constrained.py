@@ -13,7 +13,7 @@ from test_llm_tiny import save_tiny_llm  # noqa: E402
 from medner.backends.llm import constrained  # noqa: E402
 from medner.backends.llm.constrained import CopyConstraint, normalize  # noqa: E402
 from medner.backends.llm.generate import generate  # noqa: E402
-from medner.backends.llm.prompts import CopyRegion, get_template  # noqa: E402
+from medner.backends.prompted.prompts import CopyRegion, get_template  # noqa: E402
 from medner.ground import ground  # noqa: E402
 from medner.labels import SCHEMAS  # noqa: E402
 

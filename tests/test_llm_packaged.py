@@ -31,7 +31,8 @@ def _smollm2():
 
 
 def _prompts(tokenizer):
-    from medner.backends.llm.prompts import get_template, render_prompt
+    from medner.backends.llm.prompts import render_prompt
+    from medner.backends.prompted.prompts import get_template
     from medner.labels import SCHEMAS
 
     (task,) = get_template("entities-lines").build_tasks(SCHEMAS["bc5cdr"])
@@ -45,7 +46,7 @@ def test_real_smollm2_decodes_like_generate_and_copies_when_constrained():
 
     from medner.backends.llm.constrained import normalize
     from medner.backends.llm.generate import encode_prompt, generate
-    from medner.backends.llm.prompts import CopyRegion
+    from medner.backends.prompted.prompts import CopyRegion
 
     model, tokenizer = _smollm2()
     prompts = _prompts(tokenizer)

@@ -18,8 +18,8 @@ from test_llm_tiny import save_tiny_llm  # noqa: E402
 
 from medner.backends import load  # noqa: E402
 from medner.backends.llm.config import LLMConfig  # noqa: E402
-from medner.backends.llm.model import prompt_tokens  # noqa: E402
-from medner.backends.llm.prompts import get_template, render_prompt  # noqa: E402
+from medner.backends.llm.prompts import prompt_tokens, render_prompt  # noqa: E402
+from medner.backends.prompted.prompts import get_template  # noqa: E402
 from medner.document import Document, Span  # noqa: E402
 from medner.errors import ConfigError, MednerError  # noqa: E402
 from medner.io import write_corpus  # noqa: E402

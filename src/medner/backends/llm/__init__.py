@@ -1,12 +1,14 @@
 """LLM backend: LoRA/QLoRA instruction fine-tuning of a causal LM; answers grounded to spans.
 
 config.py       the training config (one dataclass for the TOML file and the CLI flags)
-prompts.py      prompt templates by name: prompt and target from a Document, answer parsing
-parse.py        tolerant answer parsers and grounding of strings to character offsets
+prompts.py      prompts rendered through the model's chat template, and their length in tokens
 generate.py     batched greedy decoding with the KV cache
 constrained.py  a logits processor that only lets entity strings copy the input
 model.py        base models (GGUF unpack + cache) and ``LLMModel`` for extract/predict
 train.py        peft + trl SFTTrainer, generation-based dev F1 at each evaluation
+
+The templates, answer parsers and the path from answers to Documents are shared with the
+hosted backend: ``medner.backends.prompted``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from medner.backends.llm.config import LLMConfig, field_help, field_types, load_config
-from medner.backends.llm.prompts import TEMPLATES, get_template
+from medner.backends.prompted.prompts import TEMPLATES, get_template
 
 
 def load(path: str | Path, *, bf16: bool | None = None, batch_size: int | None = None,

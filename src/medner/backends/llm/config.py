@@ -46,7 +46,7 @@ class LLMConfig:
     base_model: str = _f("smollm2-135m", "Base causal LM: a packaged alias (smollm2-135m), a "
                          "local model folder, a .gguf file or a Hugging Face Hub id.")
     out: str = _f("models/llm", "Output model folder (written atomically).")
-    template: str = _f("entities-json", "Prompt template (see medner.backends.llm.prompts."
+    template: str = _f("entities-json", "Prompt template (see medner.backends.prompted.prompts."
                        "TEMPLATES): entities-json, entities-lines, label-lists, tutorial, "
                        "relations, entities-json+relations.")
     quantize: Quantize | None = _f(None, "QLoRA: '4bit' loads the base in 4-bit NF4 through "
@@ -101,7 +101,7 @@ class LLMConfig:
     predict_batch_size: int = _f(8, "Answers decoded together; a waiting prompt takes the "
                                     "place of each answer that ends.")
     max_prompt_tokens: int = _f(1536, "Documents whose prompt would exceed this are split at "
-                                "sentence ends into chunks (counted), never truncated.")
+                                "sentence ends into pieces (counted), never truncated.")
     repeat_patience: int = _f(DEFAULT_REPEAT_PATIENCE, "End an answer after this many lines "
                               "in a row that repeat earlier ones (a greedy loop, which would "
                               "run to --max-new-tokens); 0: never.")
@@ -139,7 +139,7 @@ class LLMConfig:
         for ok, name, problem in checks:
             if not ok:
                 raise ConfigError(f"config field {name!r} {problem} (got {getattr(self, name)!r})")
-        from medner.backends.llm.prompts import get_template
+        from medner.backends.prompted.prompts import get_template
 
         get_template(self.template)  # unknown names fail at config time, not after loading
 

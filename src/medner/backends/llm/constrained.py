@@ -28,7 +28,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from medner.backends.llm.prompts import CopyRegion
+from medner.backends.prompted.prompts import CopyRegion
 
 _WS = re.compile(r"[\s\u200b\u200c\u200d\u2060\ufeff]+")
 

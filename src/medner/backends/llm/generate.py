@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from medner.backends.llm.prompts import CopyRegion
+from medner.backends.prompted.prompts import CopyRegion
 
 
 @dataclass

@@ -292,4 +292,4 @@ def load_adapter_merged(folder: Path, base_name: str):
 
 
 # prompt_tokens and text_pieces: llm/train.py imports them from here
-__all__ = ["LLMModel", "load_base", "prompt_tokens", "text_pieces", "unpacked_folder"]
+__all__ = ["LLMModel", "load_base", "unpacked_folder"]

@@ -1,22 +1,16 @@
 """The local model's prompts: the shared templates rendered through its tokenizer.
 
 The templates (tasks, targets, answer parsers, copy regions) are shared with the hosted
-backend and live in ``medner.backends.prompted.prompts``; the names the LLM modules use are
-re-exported here. What is the local model's own is how a prompt becomes the string it reads
-(``render_prompt``, through the chat template) and how long that is in tokens.
+backend and live in ``medner.backends.prompted.prompts``. What is the local model's own is
+how a prompt becomes the string it reads (``render_prompt``, through the chat template) and
+how long that is in tokens.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from medner.backends.prompted.prompts import (
-    TEMPLATES,
-    CopyRegion,
-    Task,
-    document_tasks,
-    get_template,
-)
+from medner.backends.prompted.prompts import Task
 from medner.labels import LabelSchema
 
 
@@ -37,5 +31,4 @@ def prompt_tokens(tokenizer, tasks: Sequence[Task], schema: LabelSchema, text: s
                    ["input_ids"]) for task in tasks)
 
 
-__all__ = ["TEMPLATES", "CopyRegion", "Task", "document_tasks", "get_template", "prompt_tokens",
-           "render_prompt"]
+__all__ = ["prompt_tokens", "render_prompt"]

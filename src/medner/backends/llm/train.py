@@ -21,15 +21,10 @@ from typing import Any
 
 from medner.backends.llm.config import LLMConfig, defaults
 from medner.backends.llm.generate import encode_prompt
-from medner.backends.llm.model import (
-    ADAPTER_FILES,
-    LLMModel,
-    load_adapter_merged,
-    load_base,
-    prompt_tokens,
-    text_pieces,
-)
-from medner.backends.llm.prompts import Task, document_tasks, get_template, render_prompt
+from medner.backends.llm.model import ADAPTER_FILES, LLMModel, load_adapter_merged, load_base
+from medner.backends.llm.prompts import prompt_tokens, render_prompt
+from medner.backends.prompted.answers import text_pieces
+from medner.backends.prompted.prompts import Task, document_tasks, get_template
 from medner.core.data import load_data
 from medner.core.device import resolve_bf16
 from medner.core.folder import (
