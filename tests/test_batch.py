@@ -16,7 +16,6 @@ import pytest
 
 from medner.batch import (
     SOURCE_ID,
-    count_documents,
     extract_to_file,
     iter_documents,
     journal_path,
@@ -25,7 +24,7 @@ from medner.batch import (
 )
 from medner.document import Document, Span
 from medner.errors import FormatError, MednerError
-from medner.io import read_corpus, write_corpus
+from medner.io import count_documents, read_corpus, write_corpus
 
 FIXTURES = Path(__file__).parent / "fixtures" / "io"
 WORDS = {"malaria": "DISEASE", "fever": "SYMPTOM", "aspirin": "DRUG", "chest": "BODY_PART"}
@@ -101,7 +100,7 @@ def test_plain_text_is_one_document_per_file(tmp_path):
     path.write_text("Line one.\nShe has malaria.\n", encoding="utf-8")
     (doc,) = iter_documents(path)
     assert (doc.id, doc.text) == ("note 1", "Line one.\nShe has malaria.\n")
-    assert count_documents(path) == 1
+    assert count_documents(path, plain_text=True) == 1
 
 
 def test_brat_folder_goes_through_the_reader():
@@ -124,8 +123,11 @@ def test_bad_input_lines_are_located(tmp_path, content, where):
 def test_empty_input_is_an_error(tmp_path):
     path = tmp_path / "empty.jsonl"
     path.write_text("\n", encoding="utf-8")
-    with pytest.raises(FormatError, match="no documents"):
+    with pytest.raises(FormatError, match="file is empty"):  # as read_corpus says
         list(iter_documents(path, "jsonl"))
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(FormatError, match=r"no documents found \(read as brat\)"):
+        list(iter_documents(tmp_path / "folder"))
 
 
 # --- extraction and formats ------------------------------------------------------------------
@@ -153,6 +155,19 @@ def test_several_inputs_and_formats_in_order(tmp_path):
     assert ids_of(out) == ["d0", "d1", "100", "200", "note"]
     pubtator = records(out)[2]
     assert pubtator["metadata"] == {"pubtator_title_length": len("Aspirin causes ulcers.")}
+
+
+def test_every_registry_format_is_an_input(tmp_path):
+    """Inputs come from medner.io.iter_documents: Parquet and BioC too, streamed in order."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    parquet = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"id": ["p1", "p2"], "text": ["fever", "malaria"]}), parquet)
+    out = tmp_path / "out.jsonl"
+    result = extract_to_file(FakeModel(), [parquet, FIXTURES / "small.bioc.xml"], out,
+                             batch_size=1, progress=False)
+    assert ids_of(out) == ["p1", "p2", "300", "301"]
+    assert result.documents == 4
 
 
 def test_repeated_ids_get_unique_deterministic_keys(tmp_path):
@@ -213,7 +228,7 @@ def test_bad_arguments(tmp_path):
         extract_to_file(FakeModel(), [src], tmp_path / "o", output_format="conll")
     with pytest.raises(MednerError, match="must not be one of the inputs"):
         extract_to_file(FakeModel(), [src], src, progress=False)
-    with pytest.raises(MednerError, match="unknown input format"):
+    with pytest.raises(MednerError, match="unknown format 'xml'"):
         extract_to_file(FakeModel(), [src], tmp_path / "o.jsonl", input_format="xml")
     with pytest.raises(FormatError, match="no such file"):
         extract_to_file(FakeModel(), [tmp_path / "missing.jsonl"], tmp_path / "o.jsonl")

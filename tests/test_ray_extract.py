@@ -123,6 +123,24 @@ def test_ray_output_equals_local_extraction(ray_local, model_dir, inputs, local_
     assert records_of(parquet) == local_records
 
 
+def test_parquet_input_equals_local_extraction(ray_local, model_dir, inputs, local_records,
+                                              tmp_path) -> None:
+    """Parquet (id, text columns) is read through medner.io like every other input."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    docs = [Document.from_dict(json.loads(line))
+            for line in inputs.read_text(encoding="utf-8").splitlines()]
+    parquet = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"id": [d.id for d in docs], "text": [d.text for d in docs]}),
+                   parquet, row_group_size=6)
+    out = tmp_path / "ray"
+    result = run(model_dir, parquet, out)
+    assert result.documents == DOCUMENTS
+    assert records_of(out) == local_records
+    assert [i["format"] for i in distributed.read_manifest(out)["inputs"]] == ["parquet"]
+
+
 def test_cli_ray_needs_files_and_an_output_folder(model_dir) -> None:
     result = CliRunner().invoke(app(), ["extract", str(model_dir), "some text", "--engine",
                                         "ray"])

@@ -35,20 +35,18 @@ from typing import IO, Any
 
 from medner.document import Document
 from medner.errors import FormatError, MednerError
-from medner.io import FORMATS, detect_format, first_line, format_from_first_line, read_corpus
-from medner.io.base import ReadReport, atomic_write, read_text_file
+from medner.io import count_documents, first_line, format_from_first_line, resolve_format
+from medner.io import iter_documents as stream_documents
+from medner.io.base import ReadReport, atomic_write, iter_lines
 
 log = logging.getLogger(__name__)
 
-PLAIN_TEXT = "text"
-"""Input format name for a plain text file: the whole file is one document named by its stem."""
 OUTPUT_FORMATS = ("jsonl", "pubtator", "brat")
 SOURCE_ID = "source_id"
 _KEEP_METADATA = ("pubtator_title_length",)
 """Input metadata carried into the output: text layout only. Anything else describes the
 input's gold annotations (raw PubTator lines, brat event lines) and must not be written back
 as if it were predicted."""
-_PUBTATOR_TITLE = re.compile(rb"[^\t|]*\|t\|")
 
 
 @dataclass
@@ -79,119 +77,13 @@ class BatchResult:
 # --- reading inputs ------------------------------------------------------------------------
 
 
-def looks_plain_text(path: Path) -> bool:
-    """A ``.txt`` file with no brat ``.ann`` beside it and no PubTator header in its first lines."""
-    if path.suffix.lower() != ".txt" or not path.is_file() or path.with_suffix(".ann").exists():
-        return False
-    with path.open("rb") as handle:
-        head = handle.read(4096).decode("utf-8", errors="replace")
-    return not any("|t|" in line or "|a|" in line for line in head.splitlines()[:3])
-
-
-def input_format_of(path: str | Path, fmt: str | None = None) -> str:
-    """``fmt`` checked, or the format guessed from the file (plain ``.txt`` gives ``text``)."""
-    p = Path(path)
-    if fmt is not None:
-        if fmt != PLAIN_TEXT and fmt not in FORMATS:
-            raise MednerError(f"unknown input format {fmt!r}; choose one of: "
-                              f"{', '.join(sorted([*FORMATS, PLAIN_TEXT]))}")
-        return fmt
-    if not p.exists():
-        raise FormatError(p, None, "no such file or folder")
-    return PLAIN_TEXT if looks_plain_text(p) else detect_format(p)
-
-
-def _binary_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(1-based line number, line without its newline), splitting on ``\\n`` only."""
-    with path.open("rb") as handle:
-        for lineno, raw in enumerate(handle, start=1):
-            try:
-                yield lineno, raw.decode("utf-8").removesuffix("\n")
-            except UnicodeDecodeError as exc:
-                raise FormatError(path, lineno, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} "
-                                  f"at column {exc.start + 1})") from None
-
-
-def _iter_jsonl(path: Path, report: ReadReport) -> Iterator[Document]:
-    from medner.io.jsonl import parse_line
-
-    for lineno, line in _binary_lines(path):
-        if line.strip():
-            yield parse_line(line, path=path, lineno=lineno, on_mismatch="skip", report=report)
-
-
-def _iter_pubtator(path: Path, report: ReadReport) -> Iterator[Document]:
-    # The same loop as medner.io.pubtator.read, one document at a time instead of a list.
-    from medner.io.pubtator import _HEADER, _Block, _parse_line
-
-    block = None
-    for lineno, line in _binary_lines(path):
-        header = _HEADER.fullmatch(line)
-        if not line.strip():
-            if block is not None:
-                yield block.document(path)
-            block = None
-        elif header and header[2] == "t":
-            if block is not None:
-                yield block.document(path)
-            block = _Block(header[1], header[3], lineno)
-        elif header:
-            if block is None or block.pmid != header[1] or block.abstract is not None:
-                raise FormatError(path, lineno, f"abstract line of PMID {header[1]!r} does not "
-                                  "directly follow its title line")
-            block.abstract = header[3]
-        else:
-            _parse_line(block, line, path=path, lineno=lineno, on_mismatch="skip",
-                        report=report)
-    if block is not None:
-        yield block.document(path)
-
-
 def iter_documents(path: str | Path, fmt: str | None = None, *,
                    report: ReadReport | None = None) -> Iterator[Document]:
-    """The documents of one input, streamed where the format allows it.
-
-    JSONL and PubTator are read line by line; a plain text file (``fmt="text"``, or a ``.txt``
-    that is neither PubTator nor half of a brat pair) is one document named by the file's
-    stem; other formats go through ``read_corpus``. Gold mentions that do not match their
-    text are skipped and counted in ``report``: extraction replaces them anyway.
-    """
-    p = Path(path)
-    name = input_format_of(p, fmt)
-    if not p.exists():
-        raise FormatError(p, None, "no such file or folder")
-    report = report if report is not None else ReadReport()
-    if name == PLAIN_TEXT:
-        yield Document(p.stem, read_text_file(p))
-        return
-    if name in ("jsonl", "pubtator"):
-        if p.is_dir():
-            raise FormatError(p, None, f"is a folder; {name} input must be a file")
-        stream = _iter_jsonl(p, report) if name == "jsonl" else _iter_pubtator(p, report)
-        found = False
-        for doc in stream:
-            found = True
-            yield doc
-        if not found:
-            raise FormatError(p, None, f"no documents found (read as {name})")
-        return
-    corpus = read_corpus(p, name, on_mismatch="skip")
-    report.merge(corpus.report)
-    yield from corpus.documents
-
-
-def count_documents(path: str | Path, fmt: str | None = None) -> int | None:
-    """A cheap count for the progress bar (one pass over the bytes), or ``None`` if not cheap."""
-    p = Path(path)
-    name = input_format_of(p, fmt)
-    if name == PLAIN_TEXT:
-        return 1
-    if name not in ("jsonl", "pubtator") or not p.is_file():
-        return None
-    with p.open("rb") as handle:
-        if name == "jsonl":
-            return sum(1 for line in handle if line.strip())
-        return sum(1 for line in handle if _PUBTATOR_TITLE.match(line))
+    """The documents of one input as extraction reads them: ``medner.io.iter_documents``
+    with plain ``.txt`` files as documents (``fmt="text"``, or a ``.txt`` that is neither
+    PubTator nor half of a brat pair) and gold mentions that do not match their text skipped
+    and counted in ``report`` (extraction replaces them anyway)."""
+    return stream_documents(path, fmt, on_mismatch="skip", report=report, plain_text=True)
 
 
 class UniqueIds:
@@ -319,7 +211,7 @@ def open_journal(path: Path, resume: bool) -> Iterator[tuple[IO[bytes], set[str]
 
 
 def iter_journal(path: Path) -> Iterator[Document]:
-    for lineno, line in _binary_lines(path):
+    for lineno, line in iter_lines(path, allow_empty=True):
         if line.strip():
             try:
                 yield Document.from_dict(json.loads(line))
@@ -471,7 +363,9 @@ def _trim_heap() -> None:
         trim(0)
 
 
-def _to_extract(doc: Document, key: str) -> Document:
+def extraction_input(doc: Document, key: str) -> Document:
+    """What the model is given for an input document: its text under its record key, with
+    only the metadata that describes the text's layout (the input id when renamed)."""
     metadata: dict[str, Any] = {k: doc.metadata[k] for k in _KEEP_METADATA if k in doc.metadata}
     if key != doc.id:
         metadata[SOURCE_ID] = doc.id
@@ -498,7 +392,7 @@ def extract_to_file(model, inputs: Sequence[str | Path], output: str | Path, *,
     paths = [Path(p) for p in inputs]
     if not paths:
         raise MednerError("no input files given")
-    formats = [input_format_of(p, input_format) for p in paths]
+    formats = [resolve_format(p, input_format, plain_text=True) for p in paths]
     out = Path(output)
     journal = journal_path(out, output_format)
     if out.resolve() in {p.resolve() for p in paths} or journal.resolve() in \
@@ -560,7 +454,7 @@ def extract_to_file(model, inputs: Sequence[str | Path], output: str | Path, *,
                     skipped += 1
                     bar.update(task, advance=1)
                     continue
-                batch.append(_to_extract(doc, key))
+                batch.append(extraction_input(doc, key))
                 if len(batch) >= batch_size:
                     flush()
         flush()
@@ -584,6 +478,6 @@ def extract_to_file(model, inputs: Sequence[str | Path], output: str | Path, *,
                        notes=notes)
 
 
-__all__ = ["OUTPUT_FORMATS", "BatchResult", "check_resumable", "count_documents",
-           "extract_to_file", "input_format_of", "iter_documents", "iter_journal",
+__all__ = ["OUTPUT_FORMATS", "BatchResult", "UniqueIds", "check_resumable",
+           "extract_to_file", "extraction_input", "iter_documents", "iter_journal",
            "journal_path", "output_format_on_disk"]

@@ -31,9 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medner.batch import UniqueIds, _to_extract, input_format_of, iter_documents
+from medner.batch import UniqueIds, extraction_input
 from medner.document import Document
-from medner.errors import FormatError, MednerError
+from medner.errors import MednerError
+from medner.io import iter_documents, resolve_format
 from medner.io.base import ReadReport, atomic_write
 
 SHARD_FORMATS = ("jsonl", "parquet")
@@ -89,35 +90,17 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
     return paths
 
 
-def _iter_parquet(path: Path) -> Iterator[Document]:
-    import pyarrow.parquet as pq
-
-    parquet = pq.ParquetFile(path)
-    missing = {"id", "text"} - set(parquet.schema_arrow.names)
-    if missing:
-        raise FormatError(path, None, f"Parquet input needs the columns id and text; missing "
-                          f"{', '.join(sorted(missing))}")
-    for batch in parquet.iter_batches(columns=["id", "text"]):
-        for doc_id, text in zip(batch.column("id").to_pylist(), batch.column("text").to_pylist(),
-                                strict=True):
-            yield Document(str(doc_id), text or "")
-
-
 def iter_input_documents(paths: Sequence[Path], input_format: str | None,
                          report: ReadReport) -> Iterator[Document]:
-    """Every input document in order: Parquet files (``id``, ``text`` columns) by row group,
-    everything else through ``medner.batch.iter_documents``."""
+    """Every input document in order, read as local extraction reads them (any format of
+    ``medner.io``, Parquet included; plain ``.txt`` files are documents)."""
     for path in paths:
-        if input_format == PARQUET or (input_format is None and path.suffix == ".parquet"):
-            yield from _iter_parquet(path)
-        else:
-            yield from iter_documents(path, input_format, report=report)
+        yield from iter_documents(path, input_format, on_mismatch="skip", report=report,
+                                  plain_text=True)
 
 
 def _input_description(path: Path, input_format: str | None) -> dict[str, Any]:
-    fmt = PARQUET if input_format == PARQUET or (input_format is None and
-                                                  path.suffix == ".parquet") \
-        else input_format_of(path, input_format)
+    fmt = resolve_format(path, input_format, plain_text=True)
     stat = path.stat()
     return {"path": str(path.resolve()), "format": fmt, "bytes": stat.st_size}
 
@@ -159,7 +142,7 @@ def iter_shards(documents: Iterator[Document], shard_size: int,
         key = ids.key(doc.id)
         keys.append(key)
         if index not in done:
-            doc = _to_extract(doc, key)
+            doc = extraction_input(doc, key)
             rows.append({"shard": index, "position": len(keys) - 1, "id": key,
                          "text": doc.text, "metadata": json.dumps(doc.metadata)})
         if len(keys) == shard_size:

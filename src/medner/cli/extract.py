@@ -74,14 +74,11 @@ def read_inputs(texts: list[str], files: list[Path], input_format: str | None,
 
 
 def read_input_file(path: Path, input_format: str | None) -> list[Document]:
-    from medner.batch import looks_plain_text
-    from medner.io import read_corpus, read_text_file
+    from medner.batch import iter_documents
 
     if not path.exists():
         raise MednerError(f"{path}: no such file")
-    if input_format == "text" or (input_format is None and looks_plain_text(path)):
-        return [Document(path.stem, read_text_file(path))]
-    return list(read_corpus(path, input_format, on_mismatch="skip").documents)
+    return list(iter_documents(path, input_format))
 
 
 def render(docs: list[Document], fmt: str) -> str:
