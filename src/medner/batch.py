@@ -372,23 +372,14 @@ def extraction_input(doc: Document, key: str) -> Document:
     return Document(key, doc.text, metadata=metadata)
 
 
-def extract_to_file(model, inputs: Sequence[str | Path], output: str | Path, *,
-                    input_format: str | None = None, output_format: str = "jsonl",
-                    resume: bool = False, batch_size: int = 64,
-                    progress: bool = True) -> BatchResult:
-    """Extract every document of ``inputs`` into ``output`` (see the module docstring).
-
-    ``model`` is a loaded medner model (``medner.load``); ``batch_size`` is the number of
-    documents per prediction call and per fsynced append. Without ``resume`` an existing
-    output is started over. With ``resume`` the inputs must be the same, in the same order,
-    as in the interrupted run (keys of repeated ids depend on the order).
-    """
-    started = time.perf_counter()
+def _checked_files(inputs: Sequence[str | Path], output: str | Path, input_format: str | None,
+                   output_format: str, resume: bool
+                   ) -> tuple[list[Path], list[str], Path, Path]:
+    """(input paths, their formats, the output, its journal), or an error that names the
+    problem before anything is read or written."""
     if output_format not in OUTPUT_FORMATS:
         raise MednerError(f"output format {output_format!r}: choose one of "
                           f"{', '.join(OUTPUT_FORMATS)}")
-    if batch_size < 1:
-        raise MednerError(f"batch size must be at least 1, got {batch_size}")
     paths = [Path(p) for p in inputs]
     if not paths:
         raise MednerError("no input files given")
@@ -403,6 +394,25 @@ def extract_to_file(model, inputs: Sequence[str | Path], output: str | Path, *,
     if out.is_dir() and output_format != "brat":
         raise MednerError(f"{out} is a folder; {output_format} output is a file (only brat "
                           "output is a folder)")
+    return paths, formats, out, journal
+
+
+def extract_to_file(model, inputs: Sequence[str | Path], output: str | Path, *,
+                    input_format: str | None = None, output_format: str = "jsonl",
+                    resume: bool = False, batch_size: int = 64,
+                    progress: bool = True) -> BatchResult:
+    """Extract every document of ``inputs`` into ``output`` (see the module docstring).
+
+    ``model`` is a loaded medner model (``medner.load``); ``batch_size`` is the number of
+    documents per prediction call and per fsynced append. Without ``resume`` an existing
+    output is started over. With ``resume`` the inputs must be the same, in the same order,
+    as in the interrupted run (keys of repeated ids depend on the order).
+    """
+    started = time.perf_counter()
+    if batch_size < 1:
+        raise MednerError(f"batch size must be at least 1, got {batch_size}")
+    paths, formats, out, journal = _checked_files(inputs, output, input_format, output_format,
+                                                  resume)
     notes: list[str] = []
     if resume and not journal.exists():
         notes.append(f"{journal}: nothing to resume from; starting from the first document")
@@ -420,6 +430,8 @@ def extract_to_file(model, inputs: Sequence[str | Path], output: str | Path, *,
         batch: list[Document] = []
         t_extract = 0.0
 
+        # flush shares the journal, the bar and the counters with the loop below, which is
+        # why the reading loop and the writing stay in one function
         def flush() -> None:
             nonlocal extracted, t_extract
             if not batch:

@@ -364,6 +364,8 @@ def _run_wave(rows: list[dict[str, Any]], *, model_path: str, load_options: dict
             yield {"shard": int(shard), "position": int(position), "record": str(record)}
 
 
+# One piece: the Ray pipeline's stages are closures over the same actor options, shard
+# plan and output journal; split apart they would pass all of them around.
 def extract_with_ray(model_path: str | Path, inputs: Sequence[str | Path], output: str | Path,
                      *, input_format: str | None = None, shard_format: str = "jsonl",
                      shard_size: int = DEFAULT_SHARD_SIZE,

@@ -213,43 +213,62 @@ def perplexity(trainer, dataset) -> float:
     return round(math.exp(min(loss, 50.0)), 4)
 
 
+def _kept_texts(config: PretrainConfig, log: Log
+                ) -> tuple[list[Document], dict[str, Any] | None]:
+    """The pretraining documents, less those in ``config.exclude`` (and the counts)."""
+    docs = read_documents(config.texts, config.text_format)
+    if not config.exclude:
+        return docs, None
+    docs, exclusion = exclude_documents(docs, read_documents(config.exclude))
+    log(f"exclusion: {exclusion['excluded']} of {exclusion['documents']} documents "
+        f"dropped (also in {', '.join(config.exclude)}: {exclusion['excluded_by_id']} by "
+        f"id, {exclusion['excluded_by_text']} by text, "
+        f"{exclusion['excluded_by_containment']} by containment); overlap after: "
+        f"{exclusion['overlap_after_exclusion']}")
+    return docs, exclusion
+
+
+def _write_folder(folder: Path, staging: Path, tokenizer, meta: dict[str, Any]) -> None:
+    from medner.core.folder import MEDNER_JSON, write_json
+
+    shutil.copytree(staging, folder, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("training_args.bin"))
+    tokenizer.save_pretrained(str(folder))
+    write_json(folder / MEDNER_JSON, meta)
+
+
+def _block_dataset(tokenizer, docs: Sequence[Document], block: int, objective: str):
+    from datasets import Dataset
+
+    blocks = make_blocks(tokenizer, [d.text for d in docs], block)
+    if not blocks:
+        raise MednerError("the texts are empty after tokenization")
+    return Dataset.from_list(_with_specials(tokenizer, blocks, objective))
+
+
 def pretrain(config: PretrainConfig, *, log: Log = print, progress: bool = True
              ) -> PretrainResult:
     """Run domain-adaptive pretraining and write the model folder ``config.out``."""
     import resource
 
     import torch
-    from datasets import Dataset
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments, set_seed
 
     from medner.core.device import resolve_bf16
-    from medner.core.folder import MEDNER_JSON, write_json
     from medner.core.training import common_arguments, resume_checkpoint, save_run, work_folder
 
     started = time.perf_counter()
     if config.threads:
         torch.set_num_threads(config.threads)
     set_seed(config.seed)
-    docs = read_documents(config.texts, config.text_format)
-    exclusion = None
-    if config.exclude:
-        docs, exclusion = exclude_documents(docs, read_documents(config.exclude))
-        log(f"exclusion: {exclusion['excluded']} of {exclusion['documents']} documents "
-            f"dropped (also in {', '.join(config.exclude)}: {exclusion['excluded_by_id']} by "
-            f"id, {exclusion['excluded_by_text']} by text, "
-            f"{exclusion['excluded_by_containment']} by containment); overlap after: "
-            f"{exclusion['overlap_after_exclusion']}")
+    docs, exclusion = _kept_texts(config, log)
     train_docs, held_docs = held_out_split(docs, config.held_out, config.seed)
     base, model, tokenizer = load_for_objective(config.base_model, config.objective, log)
     block = min(config.block_size, _model_limit(model, config.objective))
-    train_blocks = make_blocks(tokenizer, [d.text for d in train_docs], block)
-    held_blocks = make_blocks(tokenizer, [d.text for d in held_docs], block)
-    if not train_blocks or not held_blocks:
-        raise MednerError("the texts are empty after tokenization")
-    train_set = Dataset.from_list(_with_specials(tokenizer, train_blocks, config.objective))
-    held_set = Dataset.from_list(_with_specials(tokenizer, held_blocks, config.objective))
-    log(f"{config.objective}: {len(train_docs)} documents -> {len(train_blocks)} blocks of "
-        f"{block} tokens; held out {len(held_docs)} documents -> {len(held_blocks)} blocks")
+    train_set, held_set = (_block_dataset(tokenizer, part, block, config.objective)
+                           for part in (train_docs, held_docs))
+    log(f"{config.objective}: {len(train_docs)} documents -> {len(train_set)} blocks of "
+        f"{block} tokens; held out {len(held_docs)} documents -> {len(held_set)} blocks")
 
     collator = DataCollatorForLanguageModeling(
         tokenizer, mlm=config.objective == "mlm", mlm_probability=config.mlm_probability,
@@ -285,8 +304,8 @@ def pretrain(config: PretrainConfig, *, log: Log = print, progress: bool = True
         "base_model": base.to_dict(),
         "texts": {"files": list(config.texts), "fingerprint": corpus_fingerprint(docs),
                   "documents": len(docs), "train_documents": len(train_docs),
-                  "held_out_documents": len(held_docs), "train_blocks": len(train_blocks),
-                  "held_out_blocks": len(held_blocks), "block_size": block},
+                  "held_out_documents": len(held_docs), "train_blocks": len(train_set),
+                  "held_out_blocks": len(held_set), "block_size": block},
         "exclusion": exclusion,
         "config": {**asdict(config), "texts": list(config.texts),
                    "exclude": list(config.exclude), "report_to": list(config.report_to)},
@@ -299,14 +318,8 @@ def pretrain(config: PretrainConfig, *, log: Log = print, progress: bool = True
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "bf16": bf16,
     }
-
-    def write(folder: Path, staging: Path) -> None:
-        shutil.copytree(staging, folder, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("training_args.bin"))
-        tokenizer.save_pretrained(str(folder))
-        write_json(folder / MEDNER_JSON, meta)
-
-    path = save_run(trainer, config.out, work_dir, write)
+    path = save_run(trainer, config.out, work_dir,
+                    lambda folder, staging: _write_folder(folder, staging, tokenizer, meta))
     if path is not None:
         log(f"saved {path}")
     return PretrainResult(Path(config.out).resolve(), meta)

@@ -36,6 +36,8 @@ def predict_with_model(
     return gold, predicted, dict(getattr(model, "last_notes", None) or {})
 
 
+# One piece: most of its lines are the typer option declarations of its signature, which
+# are the command's --help; the body only dispatches to medner.evaluate.
 def evaluate_command(
     gold_or_model: Annotated[
         Path, typer.Argument(help="Gold corpus file, or a model folder when --data is given.")

@@ -130,6 +130,8 @@ def run_extract(model_path: Path, docs: list[Document], *, fmt: str, output: Pat
     return render(predicted, fmt)
 
 
+# One piece: most of its lines are the typer option declarations of its signature, which
+# are the command's --help; the body only dispatches to the batch or Ray engine.
 def extract_command(
     model: Annotated[Path, typer.Argument(help="A trained model folder (from `medner train`).")],
     texts: Annotated[Optional[list[str]],  # noqa: UP045

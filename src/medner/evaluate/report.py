@@ -6,7 +6,7 @@ decimals, and always the tp/fp/fn counts behind them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -203,94 +203,58 @@ class EvaluationReport:
     def to_table(self) -> RenderableType:
         """A rich renderable: summary, per-label table for the first mode, relations."""
         from rich.console import Group
-        from rich.table import Table
 
-        ci = self.bootstrap > 0
-        summary = Table(title="Entities", caption=_summary_line(self), caption_justify="left")
-        summary.add_column("Mode")
-        for name in ("P", "R", "F1"):
-            summary.add_column(name, justify="right")
-        if ci:
-            summary.add_column(f"F1 {self.confidence:.0%} CI", justify="right")
-        for name in ("TP", "FP", "FN"):
-            summary.add_column(name, justify="right")
-        for mode, r in self.results.items():
-            m, a = r.micro, r.macro
-            summary.add_row(
-                f"{mode} micro",
-                _pct(m.precision),
-                _pct(m.recall),
-                f"[bold]{_pct(m.f1)}[/bold]",
-                *([_interval(m.f1_ci)] if ci else []),
-                str(m.tp),
-                str(m.fp),
-                str(m.fn),
-            )
-            summary.add_row(
-                f"[dim]{mode} macro ({a.labels})[/dim]",
-                _pct(a.precision),
-                _pct(a.recall),
-                _pct(a.f1),
-                *([""] if ci else []),
-                "",
-                "",
-                "",
-            )
-        parts: list[Any] = [summary]
+        parts: list[Any] = [self._summary_table()]
         if self.results:
-            first, *others = self.results
-            labels = Table(title=f"Per label ({first}; F1 for other modes)")
-            labels.add_column("Label")
-            labels.add_column("Gold", justify="right")
-            for name in ("P", "R", "F1", "TP", "FP", "FN"):
-                labels.add_column(name, justify="right")
-            for mode in others:
-                labels.add_column(f"F1 {mode}", justify="right")
-            for label, s in self.results[first].per_label.items():
-                other = [self.results[m].per_label.get(label) for m in others]
-                labels.add_row(
-                    label,
-                    str(s.gold),
-                    _pct(s.precision),
-                    _pct(s.recall),
-                    _pct(s.f1),
-                    str(s.tp),
-                    str(s.fp),
-                    str(s.fn),
-                    *[_pct(o.f1) if o else "-" for o in other],
-                )
-            parts.append(labels)
+            parts.append(self._label_table())
         if self.relations is not None:
-            rel = self.relations
-            table = Table(title=f"Relations (basis: {rel.basis})")
-            table.add_column("Label")
-            for name in ("P", "R", "F1"):
-                table.add_column(name, justify="right")
-            if ci:
-                table.add_column(f"F1 {self.confidence:.0%} CI", justify="right")
-            for name in ("TP", "FP", "FN"):
-                table.add_column(name, justify="right")
-            rows = [("[bold]micro[/bold]", rel.micro)] + list(rel.per_label.items())
-            for name, s in rows:
-                table.add_row(
-                    name,
-                    _pct(s.precision),
-                    _pct(s.recall),
-                    _pct(s.f1),
-                    *([_interval(s.f1_ci)] if ci else []),
-                    str(s.tp),
-                    str(s.fp),
-                    str(s.fn),
-                )
-            parts.append(table)
+            parts.append(self._relation_table())
         if self.notes:
-            notes = Table(title="Notes")
-            notes.add_column("Note")
-            notes.add_column("Count", justify="right")
+            notes = _table("Notes", ["Note"], ["Count"])
             for k, v in self.notes.items():
                 notes.add_row(k, str(v))
             parts.append(notes)
         return Group(*parts)
+
+    def _ci_columns(self) -> list[str]:
+        return [f"F1 {self.confidence:.0%} CI"] if self.bootstrap > 0 else []
+
+    def _summary_table(self):
+        ci = self.bootstrap > 0
+        summary = _table("Entities", ["Mode"],
+                         ["P", "R", "F1", *self._ci_columns(), "TP", "FP", "FN"],
+                         caption=_summary_line(self))
+        for mode, r in self.results.items():
+            m, a = r.micro, r.macro
+            summary.add_row(f"{mode} micro", _pct(m.precision), _pct(m.recall),
+                            f"[bold]{_pct(m.f1)}[/bold]", *([_interval(m.f1_ci)] if ci else []),
+                            str(m.tp), str(m.fp), str(m.fn))
+            summary.add_row(f"[dim]{mode} macro ({a.labels})[/dim]", _pct(a.precision),
+                            _pct(a.recall), _pct(a.f1), *([""] if ci else []), "", "", "")
+        return summary
+
+    def _label_table(self):
+        first, *others = self.results
+        labels = _table(f"Per label ({first}; F1 for other modes)", ["Label"],
+                        ["Gold", "P", "R", "F1", "TP", "FP", "FN",
+                         *(f"F1 {mode}" for mode in others)])
+        for label, s in self.results[first].per_label.items():
+            other = [self.results[m].per_label.get(label) for m in others]
+            labels.add_row(label, str(s.gold), _pct(s.precision), _pct(s.recall), _pct(s.f1),
+                           str(s.tp), str(s.fp), str(s.fn),
+                           *[_pct(o.f1) if o else "-" for o in other])
+        return labels
+
+    def _relation_table(self):
+        rel = self.relations
+        ci = self.bootstrap > 0
+        table = _table(f"Relations (basis: {rel.basis})", ["Label"],
+                       ["P", "R", "F1", *self._ci_columns(), "TP", "FP", "FN"])
+        for name, s in [("[bold]micro[/bold]", rel.micro), *rel.per_label.items()]:
+            table.add_row(name, _pct(s.precision), _pct(s.recall), _pct(s.f1),
+                          *([_interval(s.f1_ci)] if ci else []), str(s.tp), str(s.fp),
+                          str(s.fn))
+        return table
 
     def render(self, console: Console) -> None:
         console.print(self.to_table())
@@ -455,3 +419,15 @@ def _label_rows_markdown(per_label: Mapping[str, Scores]) -> list[str]:
             f" {s.tp} | {s.fp} | {s.fn} |"
         )
     return lines
+
+
+def _table(title: str, left: Sequence[str], right: Sequence[str], caption: str | None = None):
+    """A rich table with ``left`` columns, then right-justified ``right`` columns."""
+    from rich.table import Table
+
+    table = Table(title=title, caption=caption, caption_justify="left")
+    for name in left:
+        table.add_column(name)
+    for name in right:
+        table.add_column(name, justify="right")
+    return table

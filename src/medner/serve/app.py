@@ -209,6 +209,8 @@ def parse_texts(body: bytes, *, max_chars: int, max_texts: int) -> list[str]:
 # --- the app -------------------------------------------------------------------------------
 
 
+# One piece: FastAPI's routes, error handlers and middleware are closures registered on
+# this app and share its model, batcher and key check.
 def create_app(model, *, max_chars: int = DEFAULT_MAX_CHARS, max_texts: int = DEFAULT_MAX_TEXTS,
                api_key: str | None = None, max_batch_texts: int = 32,
                max_wait_ms: float = 200.0) -> FastAPI:
