@@ -150,6 +150,23 @@ def test_train_help_lists_config_fields() -> None:
     result = CliRunner().invoke(make_app(), ["train", "--help"], terminal_width=200)
     for flag in ("--base-model", "--split-seed", "--report-to", "--resume", "--scheme"):
         assert flag in result.output
+    for removed in ("--crf", "--teacher"):
+        assert removed not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--crf"], "--crf was removed"),
+        (["--no-crf"], "--crf was removed"),
+        (["--teacher", "runs/ens", "--teacher-weight", "0.3"],
+         "--teacher and --teacher-weight were removed: knowledge distillation gave no gain"),
+    ],
+)
+def test_train_refuses_a_removed_flag_with_the_reason(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(make_app(), ["train", *args])
+    assert isinstance(result.exception, ConfigError), result.output
+    assert message in str(result.exception) and "docs/benchmarks.md" in str(result.exception)
 
 
 def test_extract_refuses_llm_options_for_an_encoder_folder(model_dir: Path) -> None:

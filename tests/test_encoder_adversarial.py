@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -60,17 +59,6 @@ def test_a_step_adds_the_gradient_at_the_shifted_embeddings_and_restores_them(tm
     assert torch.equal(embeddings.detach(), before)
     for name, param in model.named_parameters():
         assert torch.allclose(param.grad, expected[name], atol=1e-6), name
-
-
-def test_it_keeps_the_arguments_of_a_partial_trainer() -> None:
-    from medner.backends.encoder.adversarial import AdversarialMixin, with_adversarial
-    from medner.backends.encoder.distill import DistillationTrainer
-
-    wrapped = with_adversarial(partial(DistillationTrainer, teacher_weight=0.3), 1.0)
-    assert wrapped.keywords == {"teacher_weight": 0.3}
-    assert issubclass(wrapped.func, AdversarialMixin)
-    assert issubclass(wrapped.func, DistillationTrainer)
-    assert wrapped.func.adversarial_epsilon == 1.0
 
 
 def test_a_tiny_adversarial_run_overfits_and_records_epsilon(tmp_path: Path) -> None:

@@ -124,6 +124,26 @@ def test_viterbi_repairs_a_fragment_argmax_would_emit() -> None:
     assert Decoder(tags, "BIO", constrained=False).decode(lp)[0] == "O"
 
 
+def test_saved_transition_scores_change_the_path_only_among_valid_ones() -> None:
+    """Folders trained with the removed CRF option keep their learned scores in medner.json;
+    the decoder still adds them to the masks."""
+    tags = ["O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease"]
+    learned = {"start": [0.0] * 5, "end": [0.0] * 5,
+               "transitions": np.zeros((5, 5)).tolist()}
+    learned["transitions"][1][2] = 5.0  # B-Chemical -> I-Chemical strongly preferred
+    emissions = np.log(np.array([[0.1, 0.8, 0.02, 0.06, 0.02],
+                                 [0.6, 0.1, 0.2, 0.05, 0.05]]))
+    assert Decoder(tags, "BIO").decode(emissions) == ["B-Chemical", "O"]
+    assert Decoder(tags, "BIO", learned=learned).decode(emissions) == ["B-Chemical",
+                                                                        "I-Chemical"]
+    # a forbidden move (O -> I-Chemical) stays forbidden whatever was learned
+    learned["transitions"] = np.zeros((5, 5)).tolist()
+    learned["transitions"][0][2] = 50.0
+    emissions = np.log(np.array([[0.9, 0.025, 0.025, 0.025, 0.025],
+                                 [0.1, 0.1, 0.6, 0.1, 0.1]]))
+    assert Decoder(tags, "BIO", learned=learned).decode(emissions) == ["O", "O"]
+
+
 def test_windows_cover_every_token_and_cut_at_word_starts() -> None:
     tok = subword_tok(" ".join(f"w{i}" for i in range(50)), 3)  # 150 tokens
     windows = make_windows(tok, 20, 6)

@@ -65,6 +65,26 @@ def test_bad_config_names_the_field(tmp_path: Path, body: str, message: str) -> 
     assert message in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("body", "option", "why"),
+    [
+        ("crf = true", "'crf' was removed", "p = 0.99"),
+        ("crf = false", "'crf' was removed", "85.91"),
+        ("teacher = 'runs/ens'", "'teacher' was removed", "p = 0.13"),
+        ("teacher = 'runs/ens'\nteacher_weight = 0.7",
+         "'teacher' and 'teacher_weight' were removed", "knowledge distillation"),
+    ],
+)
+def test_a_removed_option_is_refused_with_the_reason(tmp_path: Path, body: str, option: str,
+                                                     why: str) -> None:
+    path = tmp_path / "old.toml"
+    path.write_text(f"[train]\nepochs = 2\n{body}\n")
+    with pytest.raises(ConfigError, match="old.toml") as err:
+        load_config(path)
+    assert option in str(err.value) and why in str(err.value)
+    assert "unknown config field" not in str(err.value)
+
+
 def test_missing_config_file_is_clear(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml")

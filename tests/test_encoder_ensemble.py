@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 
 from medner.backends import load
 from medner.backends.encoder.ensemble import build_ensemble
+from medner.backends.encoder.members import ensemble_logits
 from medner.backends.encoder.onnx import export_onnx
-from medner.backends.encoder.predict import ensemble_logits, log_softmax
+from medner.backends.encoder.predict import log_softmax
 from medner.cli import ensemble as ensemble_cli
 from medner.errors import MednerError
 from tests.test_encoder_model import DOCS, keys, train_tiny

@@ -150,6 +150,32 @@ def test_folder_loads_in_a_plain_transformers_pipeline(trained: Path) -> None:
     assert isinstance(ner("she used amodiaquine"), list)
 
 
+def test_a_folder_of_the_removed_crf_and_distillation_options_still_loads(
+        trained: Path, tmp_path: Path) -> None:
+    """Folders saved with ``crf = true`` (learned scores under ``inference.transitions``) or a
+    ``teacher`` load, and their transition scores are still applied in decoding."""
+    import numpy as np
+
+    old = tmp_path / "old-crf"
+    shutil.copytree(trained, old)
+    meta = json.loads((old / "medner.json").read_text())
+    n = len(meta["tags"])
+    meta["training_config"].update(crf=True, teacher="runs/ens", teacher_weight=0.5)
+    meta["teacher"] = {"path": "runs/ens", "members": 2, "dev_metrics": None}
+    zeros = {"start": [0.0] * n, "transitions": np.zeros((n, n)).tolist(), "end": [0.0] * n}
+    meta["inference"]["transitions"] = zeros
+    (old / "medner.json").write_text(json.dumps(meta))
+    model = load(old)
+    for gold, pred in zip(DOCS, model.predict(DOCS), strict=True):
+        assert keys(pred) == keys(gold)  # all-zero scores: the plain constrained decoding
+    meta["inference"]["transitions"] = {**zeros, "start": [0.0] + [-1e4] * (n - 1)}
+    (old / "medner.json").write_text(json.dumps(meta))
+    model = load(old)
+    assert model.decoder.start[1:].max() <= -1e4  # the saved scores are applied
+    predicted = model.predict(DOCS)
+    assert (0, 4, "SYMPTOM") in keys(DOCS[1]) and (0, 4, "SYMPTOM") not in keys(predicted[1])
+
+
 @pytest.mark.parametrize("name", ["model.safetensors", "tokenizer.json", "medner.json"])
 def test_missing_file_is_a_clear_error(trained: Path, tmp_path: Path, name: str) -> None:
     broken = tmp_path / "broken"

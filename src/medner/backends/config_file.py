@@ -64,6 +64,20 @@ def coerce_value(name: str, value: Any, tp: Any, where: str) -> Any:
     raise bad
 
 
+def removed_options_error(removed: dict[str, str], where: str, *, flags: bool = False
+                          ) -> ConfigError:
+    """The error for setting options a backend no longer has: ``removed`` maps each option
+    set to why it went (options removed for one reason share it); ``flags``: name them as
+    command-line flags."""
+    by_reason: dict[str, list[str]] = {}
+    for name, why in removed.items():
+        shown = "--" + name.replace("_", "-") if flags else repr(name)
+        by_reason.setdefault(why, []).append(shown)
+    parts = [f"{' and '.join(names)} {'was' if len(names) == 1 else 'were'} removed: {why}"
+             for why, names in by_reason.items()]
+    return ConfigError(f"{where}: {'; '.join(parts)}")
+
+
 def read_config_file(path: str | Path, backend: str) -> dict[str, Any]:
     """The fields of a TOML config for ``backend`` (``[train]`` table or top level).
 
@@ -106,4 +120,4 @@ def _is_relative_path(value: str) -> bool:
     return ("/" in value or "." in value) and not Path(value).is_absolute()
 
 
-__all__ = ["backend_named_in", "coerce_value", "read_config_file"]
+__all__ = ["backend_named_in", "coerce_value", "read_config_file", "removed_options_error"]

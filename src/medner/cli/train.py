@@ -18,6 +18,7 @@ from typing import Any, Optional  # noqa: UP035 - typer reads these annotations 
 import typer
 from rich.markup import escape
 
+from medner.backends.config_file import removed_options_error
 from medner.errors import ConfigError
 
 # backend name -> package with ``config`` (``field_types``, ``field_help``, ``defaults``,
@@ -89,6 +90,16 @@ def _merged_flags() -> dict[str, tuple[Any, str]]:
     return out
 
 
+def removed_flags() -> dict[str, tuple[Any, str]]:
+    """Options a backend once had -> (type, why they went), over all backends. They stay as
+    hidden flags so that using one is an error that says so, not click's "no such option"."""
+    out: dict[str, tuple[Any, str]] = {}
+    for backend in TRAINABLE_BACKENDS:
+        module = _config_module(backend)
+        out.update(getattr(module, "removed_fields", dict)())
+    return out
+
+
 def choose_backend(flag: str | None, config_path: Path | None) -> str:
     """--backend, else the config file's ``backend`` key, else the encoder."""
     from medner.backends.config_file import backend_named_in
@@ -107,6 +118,10 @@ def run_train(backend: str | None, config_path: Path | None, overrides: dict[str
     """What the command does, importable: pick the backend, load its config, apply flags,
     train. ``overrides`` holds every flag; ``None`` means not given."""
     backend = choose_backend(backend, config_path)
+    removed = {name: why for name, (_, why) in removed_flags().items()
+               if overrides.get(name) is not None}
+    if removed:
+        raise removed_options_error(removed, "command line", flags=True)
     all_fields = backend_fields()
     known = all_fields[backend]
     foreign = sorted(name for name, value in overrides.items()
@@ -160,6 +175,15 @@ def _build_command():
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
                                         annotation=annotation,
                                         default=_option(name, tp, help_text)))
+        annotations[name] = annotation
+    for name, (tp, _) in removed_flags().items():
+        if name in flags:  # still an option of another backend
+            continue
+        annotation = _flag_annotation(tp)
+        option = _option(name, tp, "Removed.")
+        option.hidden = True
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
+                                        annotation=annotation, default=option))
         annotations[name] = annotation
     train_command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     train_command.__annotations__ = {**annotations, "return": None}

@@ -1,14 +1,18 @@
 """Encoder backend: token classification over words with a fine-tuned transformer encoder.
 
-config.py   the training config (one dataclass for the TOML file and the CLI flags)
-align.py    char spans <-> word tags (BIO/BILOU) through the tokenizer's offsets
-windows.py  overlapping windows over long documents and merging them back
-decode.py   Viterbi decoding restricted to valid tag sequences
-predict.py  batched inference shared by training (dev selection) and the loaded model
-onnx.py     export to ONNX (optionally int8) and running it in ONNX Runtime
-train.py    fine-tuning with transformers' Trainer (``train.train(config)``)
-model.py    ``EncoderModel``: a trained folder loaded for ``extract``/``predict``
-folder.py   atomic model folder, ``medner.json``, model card
+config.py       the training config (one dataclass for the TOML file and the CLI flags)
+align.py        char spans <-> word tags (BIO/BILOU) through the tokenizer's offsets
+windows.py      overlapping windows over long documents, their input ids, merging them back
+decode.py       Viterbi decoding restricted to valid tag sequences
+predict.py      batched inference shared by training (dev selection) and the loaded model
+members.py      reading an ensemble folder: its members' weights, averaging their logits
+model.py        ``EncoderModel``: a trained folder loaded for ``extract``/``predict``
+ensemble.py     ``medner ensemble``: writing an ensemble folder (imports the model)
+onnx.py         export to ONNX (optionally int8) and running it in ONNX Runtime
+adversarial.py  FGM adversarial training (a Trainer mixin)
+train.py        fine-tuning with transformers' Trainer (``train.train(config)``)
+folder.py       the model folder's checks and model card
+tiny.py         a tiny BERT built in code, for tests
 """
 
 from __future__ import annotations

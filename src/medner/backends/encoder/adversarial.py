@@ -41,14 +41,9 @@ class AdversarialMixin:
 
 
 def with_adversarial(trainer_class, epsilon: float):
-    """``trainer_class`` extended with FGM at ``epsilon`` (a callable like the class)."""
-
-    base = getattr(trainer_class, "func", trainer_class)  # a functools.partial keeps its args
-    combined = type(f"Adversarial{base.__name__}", (AdversarialMixin, base),
-                    {"adversarial_epsilon": epsilon})
-    if base is trainer_class:
-        return combined
-    return type(trainer_class)(combined, *trainer_class.args, **trainer_class.keywords)
+    """``trainer_class`` extended with FGM at ``epsilon``."""
+    return type(f"Adversarial{trainer_class.__name__}", (AdversarialMixin, trainer_class),
+                {"adversarial_epsilon": epsilon})
 
 
 __all__ = ["AdversarialMixin", "with_adversarial"]

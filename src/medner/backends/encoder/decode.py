@@ -70,8 +70,10 @@ def viterbi(logprobs: np.ndarray, start: np.ndarray, trans: np.ndarray, end: np.
 class Decoder:
     """Viterbi over allowed transitions for one tag inventory (masks built once).
 
-    ``learned``: a CRF's start, transition and end scores (``crf.saved_scores``), added to
-    the masks.
+    ``learned``: start, transition and end scores added to the masks. Only model folders
+    trained with the former ``crf`` option (removed: no gain in docs/benchmarks.md) have them,
+    under ``inference.transitions`` in ``medner.json``; applying them here keeps those folders
+    predicting as they did.
     """
 
     def __init__(self, tags: Sequence[str], scheme: str, constrained: bool = True,

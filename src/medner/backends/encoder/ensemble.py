@@ -3,7 +3,7 @@
 Their word probabilities are averaged before decoding. The folder is the first member's
 folder, so it still loads in a plain ``transformers.pipeline`` (as that member), plus
 ``members/1``, ``members/2``, ... holding the other members' weights. ``medner.json``
-lists them under ``ensemble``; ``EncoderModel.load`` reads them.
+lists them under ``ensemble``; ``EncoderModel.load`` reads them (through ``members.py``).
 """
 
 from __future__ import annotations
@@ -11,33 +11,17 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from medner.backends.encoder.folder import check_folder, model_card
+from medner.backends.encoder.members import MEMBER_FILES, MEMBERS_FOLDER
+from medner.backends.encoder.model import EncoderModel
 from medner.core.folder import MEDNER_JSON, atomic_folder, write_json
 from medner.document import Document, corpus_fingerprint
 from medner.errors import MednerError
-
-MEMBERS_FOLDER = "members"
-MEMBER_FILES = ("config.json", "model.safetensors")
-"""Per extra member; the tokenizer, tags and settings are the first member's."""
+from medner.evaluate import score_spans
 
 # what must agree for the members' word probabilities to be averaged
 _SAME = ("scheme", "tags")
-
-
-def member_paths(folder: Path, meta: dict[str, Any]) -> list[Path]:
-    """The extra members' weight folders of an ensemble folder ([] for a single model);
-    a missing file is an error that names it."""
-    paths = []
-    for rel in (meta.get("ensemble") or {}).get("members", []):
-        path = folder / rel
-        missing = [name for name in MEMBER_FILES if not (path / name).is_file()]
-        if missing:
-            raise MednerError(f"model folder {folder} is incomplete: ensemble member {rel} is "
-                              f"missing {', '.join(missing)}")
-        paths.append(path)
-    return paths
 
 
 def build_ensemble(members: Sequence[str | Path], out: str | Path, *,
@@ -48,9 +32,6 @@ def build_ensemble(members: Sequence[str | Path], out: str | Path, *,
     With ``dev`` documents, the ensemble's own dev metrics replace the first member's in
     ``medner.json`` and the model card; each member's are kept under ``ensemble.sources``.
     """
-    from medner.backends.encoder.model import EncoderModel
-    from medner.backends.encoder.train import score
-
     if len(members) < 2:
         raise MednerError("an ensemble needs at least two encoder folders")
     folders = [Path(m) for m in members]
@@ -63,8 +44,9 @@ def build_ensemble(members: Sequence[str | Path], out: str | Path, *,
         if meta.get("ensemble"):
             raise MednerError(f"{folder} is already an ensemble; list its members instead")
         if (meta.get("inference") or {}).get("transitions"):
-            raise MednerError(f"{folder} was trained with a CRF; its transition scores are its "
-                              "own, so it cannot be averaged with other models")
+            raise MednerError(f"{folder} was trained with the (since removed) CRF option; its "
+                              "transition scores are its own, so it cannot be averaged with "
+                              "other models")
         for key in _SAME:
             if meta.get(key) != metas[0].get(key):
                 raise MednerError(f"{folder}: {key} {meta.get(key)!r} differs from "
@@ -92,7 +74,7 @@ def build_ensemble(members: Sequence[str | Path], out: str | Path, *,
         if dev is not None:
             write_json(folder / MEDNER_JSON, meta)  # the members, for loading
             predicted = EncoderModel.load(folder).predict(dev, progress=True)
-            meta["dev_metrics"] = score(dev, predicted)
+            meta["dev_metrics"] = score_spans(list(dev), predicted, mode="strict")
             meta["data"] = {**meta.get("data", {}), "dev_path": dev_path,
                             "dev_documents": len(dev), "dev_fingerprint": corpus_fingerprint(dev)}
             log(f"ensemble of {len(folders)}: dev strict micro F1 "
@@ -103,4 +85,4 @@ def build_ensemble(members: Sequence[str | Path], out: str | Path, *,
     return atomic_folder(out, write)
 
 
-__all__ = ["MEMBERS_FOLDER", "build_ensemble", "member_paths"]
+__all__ = ["build_ensemble"]

@@ -10,17 +10,15 @@ from typing import Any
 from medner.abbreviations import propagate_all
 from medner.backends.encoder.align import tokenize_documents
 from medner.backends.encoder.decode import Decoder
-from medner.backends.encoder.ensemble import member_paths
 from medner.backends.encoder.folder import check_folder
+from medner.backends.encoder.members import ensemble_logits, member_paths
 from medner.backends.encoder.predict import (
     LogitsFunction,
     decode_documents,
-    ensemble_logits,
     run_windows,
-    special_layout,
     torch_logits,
-    window_items,
 )
+from medner.backends.encoder.windows import special_layout, window_items
 from medner.core.device import move_to_device, resolve_bf16
 from medner.document import Document, documents_from_texts
 from medner.errors import MednerError
@@ -58,6 +56,7 @@ class EncoderModel:
         # bf16: weights cast once by load(), autocast for a model still training; the ONNX
         # graphs run in their own precision
         self.bf16 = runtime == "torch" and resolve_bf16(bf16)
+        # "transitions": the learned scores of a folder trained with the former CRF option
         self.decoder = Decoder(self.tags, self.scheme, bool(inference.get("constrained", True)),
                                inference.get("transitions"))
         self.propagate = bool(inference.get("propagate", False))

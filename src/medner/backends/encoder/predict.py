@@ -4,66 +4,19 @@ evaluation) and the loaded model, so the dev score is the score of what ``extrac
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from medner.backends.encoder.align import Tokenized, tags_to_word_spans, word_spans_to_spans
 from medner.backends.encoder.decode import Decoder
-from medner.backends.encoder.windows import make_windows, merge_windows, window_words
+from medner.backends.encoder.windows import (
+    WindowItem,
+    merge_windows,
+    special_layout,
+    window_input_ids,
+    word_positions,
+)
 from medner.document import Span
-
-
-@dataclass(frozen=True)
-class WindowItem:
-    doc: int
-    start: int
-    end: int
-    word_a: int
-    word_b: int
-
-
-def special_tokens(tokenizer) -> tuple[list[int], list[int]]:
-    """The special token ids the tokenizer puts before and after one sequence."""
-    cached = getattr(tokenizer, "_medner_special", None)
-    if cached is not None:
-        return cached
-    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
-    full = tokenizer("a", add_special_tokens=True)["input_ids"]
-    for i in range(len(full) - len(plain) + 1):
-        if full[i:i + len(plain)] == plain:
-            result = (list(full[:i]), list(full[i + len(plain):]))
-            break
-    else:  # a tokenizer that rewrites the text itself: add nothing rather than guess
-        result = ([], [])
-    tokenizer._medner_special = result
-    return result
-
-
-def special_layout(tokenizer) -> tuple[int, int]:
-    """(tokens the tokenizer puts before a sequence, total special tokens added)."""
-    before, after = special_tokens(tokenizer)
-    return len(before), len(before) + len(after)
-
-
-def window_items(tokenized: Sequence[Tokenized], max_length: int, stride: int,
-                 n_special: int) -> list[WindowItem]:
-    items = []
-    for d, tok in enumerate(tokenized):
-        for s, e in make_windows(tok, max_length - n_special, stride):
-            a, b = window_words(tok, s, e)
-            items.append(WindowItem(d, s, e, a, b))
-    return items
-
-
-def window_input_ids(tokenizer, tok: Tokenized, item: WindowItem) -> list[int]:
-    before, after = special_tokens(tokenizer)
-    return before + tok.input_ids[item.start:item.end] + after
-
-
-def word_positions(tok: Tokenized, item: WindowItem, prefix: int) -> np.ndarray:
-    return np.asarray(tok.word_first_token[item.word_a:item.word_b], dtype=np.int64) \
-        - item.start + prefix
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
@@ -105,18 +58,6 @@ def torch_logits(model, bf16: bool) -> LogitsFunction:
             out = model(input_ids=torch.from_numpy(input_ids).to(model.device),
                         attention_mask=torch.from_numpy(attention_mask).to(model.device)).logits
         return out.float().cpu().numpy()
-
-    return logits
-
-
-def ensemble_logits(members: Sequence[LogitsFunction]) -> LogitsFunction:
-    """One logits function for several models: the log of their mean word probabilities
-    (already normalised, so ``run_windows``' log-softmax leaves it as it is)."""
-
-    def logits(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        stack = np.stack([log_softmax(member(input_ids, attention_mask)) for member in members])
-        top = stack.max(axis=0)
-        return top + np.log(np.exp(stack - top).mean(axis=0))
 
     return logits
 

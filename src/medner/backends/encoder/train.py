@@ -11,7 +11,6 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +25,12 @@ from medner.backends.encoder.align import (
     word_tags,
 )
 from medner.backends.encoder.config import EncoderConfig
-from medner.backends.encoder.crf import CRF_MODULE, build_module, loss_function, saved_scores
 from medner.backends.encoder.decode import Decoder
 from medner.backends.encoder.folder import LABELS_JSON, model_card
-from medner.backends.encoder.predict import (
+from medner.backends.encoder.model import EncoderModel
+from medner.backends.encoder.predict import decode_documents
+from medner.backends.encoder.windows import (
     WindowItem,
-    decode_documents,
     special_layout,
     window_input_ids,
     window_items,
@@ -49,8 +48,11 @@ from medner.core.training import (
 )
 from medner.document import Document
 from medner.errors import ConfigError, MednerError
+from medner.evaluate import score_spans
 
 Log = Callable[[str], None]
+
+
 class WindowDataset:
     """Plain list of feature dicts; the Trainer's collator pads them."""
 
@@ -98,12 +100,6 @@ def prepare_split(tokenizer, docs: Sequence[Document], config: EncoderConfig, ta
     return tokenized, items, features
 
 
-def score(gold: Sequence[Document], pred: Sequence[Document]) -> dict[str, Any]:
-    from medner.evaluate import score_spans
-
-    return score_spans(list(gold), list(pred), mode="strict")
-
-
 @dataclass
 class TrainResult:
     path: Path
@@ -134,19 +130,32 @@ def _load_base(config: EncoderConfig, tags: list[str]):
     if not getattr(tokenizer, "is_fast", False):
         raise ConfigError(f"base model {config.base_model!r} has no fast tokenizer "
                           "(tokenizer.json); span alignment needs character offsets")
+    limit = int(getattr(model.config, "max_position_embeddings", 512) or 512)
+    if config.max_length > limit or config.predict_max_length > limit:
+        raise ConfigError(f"max_length/predict_max_length exceed the base model's {limit} "
+                          "positions")
     return base, tokenizer, model
+
+
+@dataclass
+class DevSplit:
+    """The dev documents as the Trainer evaluates them: windows sorted by length."""
+
+    docs: Sequence[Document]
+    tokenized: Sequence[Tokenized]
+    items: Sequence[WindowItem]
+    features: list[dict[str, list[int]]]
+
+
+def prediction_stride(config: EncoderConfig) -> int:
+    """Tokens shared by neighbouring prediction windows (dev selection and the saved model)."""
+    return max(config.stride, config.predict_max_length // 4)
 
 
 def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> TrainResult:
     """Train, select on dev, and write the model folder ``config.out``."""
     import torch
-    from transformers import (
-        DataCollatorForTokenClassification,
-        EarlyStoppingCallback,
-        Trainer,
-        TrainingArguments,
-        set_seed,
-    )
+    from transformers import set_seed
 
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -155,112 +164,19 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
     tags = tag_names(data.schema.labels, config.scheme)
     set_seed(config.seed)
     base, tokenizer, model = _load_base(config, tags)
-    limit = int(getattr(model.config, "max_position_embeddings", 512) or 512)
-    if config.max_length > limit or config.predict_max_length > limit:
-        raise ConfigError(f"max_length/predict_max_length exceed the base model's {limit} "
-                          "positions")
-
     report = AlignmentReport()
-    train_tok, train_items, train_features = prepare_split(
-        tokenizer, data.train, config, tags, config.max_length, config.stride, report)
-    log(f"train: {len(data.train)} documents -> {len(train_features)} windows of <= "
-        f"{config.max_length} tokens; {report.summary()}")
-    if not train_features:
-        raise MednerError("no training windows: the training documents are empty")
-    prefix, _ = special_layout(tokenizer)
-    teacher_info = None
-    if config.teacher:
-        from medner.backends.encoder.distill import attach_teacher
-
-        teacher_info = attach_teacher(train_features, config.teacher, tokenizer, tags,
-                                      config.scheme, train_tok, train_items, prefix,
-                                      batch_size=config.predict_batch_size, log=log,
-                                      progress=progress)
-
-    crf = None
-    if config.crf:
-        crf = build_module(tags, config.scheme)
-        setattr(model, CRF_MODULE, crf)  # its scores train and checkpoint with the model
-    dev_texts = [d.text for d in data.dev]
-    dev_stride = max(config.stride, config.predict_max_length // 4)
-    if data.dev:
-        dev_tok, dev_items, dev_features = prepare_split(
-            tokenizer, data.dev, config, tags, config.predict_max_length, dev_stride, None,
-            sort=True)
-        log(f"dev: {len(data.dev)} documents -> {len(dev_features)} windows")
-
-    def compute_metrics(pred) -> dict[str, float]:
-        decoder = Decoder(tags, config.scheme,
-                          learned=saved_scores(crf) if crf is not None else None)
-        logits = pred.predictions
-        logprobs = []
-        for k, item in enumerate(dev_items):
-            pos = word_positions(dev_tok[item.doc], item, prefix)
-            row = np.asarray(logits[k], dtype=np.float32)[pos]
-            logprobs.append(row)
-        spans = decode_documents(dev_texts, dev_tok, dev_items, logprobs, decoder,
-                                 config.window_merge, config.propagate, config.join_fragments)
-        predicted = [d.with_spans(s) for d, s in zip(data.dev, spans, strict=True)]
-        if config.abbreviations:
-            predicted = propagate_all(predicted)
-        micro = score(data.dev, predicted)["micro"]
-        return {"f1": float(micro["f1"]), "precision": float(micro["precision"]),
-                "recall": float(micro["recall"])}
-
+    train_features, dev = _prepare_data(config, data, tokenizer, tags, report, log)
     bf16 = resolve_bf16(config.bf16)
     work_dir = work_folder(config.out)
-    has_dev = bool(data.dev)
-    args = TrainingArguments(
-        **common_arguments(config, work_dir, bf16=bf16, progress=progress,
-                           selection="f1" if has_dev else None, eval_steps=config.eval_steps),
-        per_device_eval_batch_size=config.predict_batch_size,
-        logging_steps=max(1, min(50, len(train_features) // config.batch_size)),
-        remove_unused_columns=False,  # the features hold only what the model or loss reads
-    )
-    callbacks = [EarlyStoppingCallback(config.patience)] if has_dev and config.patience else []
-    collator = DataCollatorForTokenClassification(tokenizer, label_pad_token_id=-100)
-    trainer_class = Trainer
-    if config.teacher:
-        from medner.backends.encoder.distill import DistillationTrainer, TeacherCollator
-
-        trainer_class = partial(DistillationTrainer, teacher_weight=config.teacher_weight)
-        collator = TeacherCollator(collator, tokenizer.padding_side)
-    if config.adversarial_epsilon:
-        from medner.backends.encoder.adversarial import with_adversarial
-
-        trainer_class = with_adversarial(trainer_class, config.adversarial_epsilon)
-    trainer = trainer_class(
-        model=model,
-        args=args,
-        train_dataset=WindowDataset(train_features),
-        eval_dataset=WindowDataset(dev_features) if has_dev else None,
-        data_collator=collator,
-        compute_metrics=compute_metrics if has_dev else None,
-        preprocess_logits_for_metrics=(lambda logits, labels: logits.float()),
-        compute_loss_func=loss_function(model) if crf is not None else None,
-        callbacks=callbacks,
-    )
-    resume_from = resume_checkpoint(work_dir, config.resume, log)
-    train_out = trainer.train(resume_from_checkpoint=resume_from)
-    state = trainer.state
-
-    model = trainer.model
-    inference = _inference(config, dev_stride)
-    if crf is not None:  # the best checkpoint's scores, loaded in place with its weights
-        inference["transitions"] = saved_scores(crf)
+    trainer = _build_trainer(config, model, tokenizer, tags, train_features, dev,
+                             work_dir=work_dir, bf16=bf16, progress=progress)
+    train_out = trainer.train(resume_from_checkpoint=resume_checkpoint(work_dir, config.resume,
+                                                                       log))
+    inference = _inference(config)
     dev_metrics = None
-    if has_dev:
-        from medner.backends.encoder.model import EncoderModel
-
-        meta_probe = {"scheme": config.scheme, "tags": tags,
-                      "schema": data.schema.to_dict(),
-                      "inference": inference}
-        probe = EncoderModel(model, tokenizer, meta_probe, bf16=bf16)
-        predicted = probe.predict(data.dev)
-        dev_metrics = score(data.dev, predicted)
-        log(f"dev strict micro F1 {100 * dev_metrics['micro']['f1']:.2f} "
-            f"(P {100 * dev_metrics['micro']['precision']:.2f}, "
-            f"R {100 * dev_metrics['micro']['recall']:.2f})")
+    if dev is not None:
+        dev_metrics = _final_dev_metrics(trainer.model, tokenizer, config, data, tags,
+                                         inference, bf16, log)
     seconds = time.perf_counter() - started
     meta = {
         **folder_header("encoder", config.out),
@@ -273,7 +189,111 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
         "dev_metrics": dev_metrics,
         "data": data.info,
         "alignment": report.to_dict(),
-        "teacher": teacher_info,
+        **_run_record(trainer.state, train_out, seconds, bf16),
+    }
+    path = save_run(trainer, config.out, work_dir,
+                    _folder_writer(tokenizer, config.scheme, tags, data.schema.labels, meta))
+    if path is not None:
+        log(f"saved {path} in {seconds:.0f} s")
+    return TrainResult(Path(config.out).resolve(), meta)
+
+
+def _prepare_data(config: EncoderConfig, data, tokenizer, tags: list[str],
+                  report: AlignmentReport, log: Log
+                  ) -> tuple[list[dict[str, list[int]]], DevSplit | None]:
+    """The training features, and the dev split (None without dev documents)."""
+    _, _, train_features = prepare_split(tokenizer, data.train, config, tags,
+                                         config.max_length, config.stride, report)
+    log(f"train: {len(data.train)} documents -> {len(train_features)} windows of <= "
+        f"{config.max_length} tokens; {report.summary()}")
+    if not train_features:
+        raise MednerError("no training windows: the training documents are empty")
+    if not data.dev:
+        return train_features, None
+    dev_tok, dev_items, dev_features = prepare_split(
+        tokenizer, data.dev, config, tags, config.predict_max_length, prediction_stride(config),
+        None, sort=True)
+    log(f"dev: {len(data.dev)} documents -> {len(dev_features)} windows")
+    return train_features, DevSplit(data.dev, dev_tok, dev_items, dev_features)
+
+
+def _dev_metrics_function(config: EncoderConfig, tags: list[str], dev: DevSplit, prefix: int
+                          ) -> Callable[[Any], dict[str, float]]:
+    """The Trainer's ``compute_metrics``: strict micro F1 of the dev windows' logits, merged
+    and decoded as ``extract`` does."""
+    decoder = Decoder(tags, config.scheme)
+    texts = [d.text for d in dev.docs]
+
+    def compute_metrics(pred) -> dict[str, float]:
+        logprobs = [np.asarray(pred.predictions[k], dtype=np.float32)[
+                        word_positions(dev.tokenized[item.doc], item, prefix)]
+                    for k, item in enumerate(dev.items)]
+        spans = decode_documents(texts, dev.tokenized, dev.items, logprobs, decoder,
+                                 config.window_merge, config.propagate, config.join_fragments)
+        predicted = [d.with_spans(s) for d, s in zip(dev.docs, spans, strict=True)]
+        if config.abbreviations:
+            predicted = propagate_all(predicted)
+        micro = score_spans(list(dev.docs), predicted, mode="strict")["micro"]
+        return {"f1": float(micro["f1"]), "precision": float(micro["precision"]),
+                "recall": float(micro["recall"])}
+
+    return compute_metrics
+
+
+def _build_trainer(config: EncoderConfig, model, tokenizer, tags: list[str],
+                   train_features: list[dict[str, list[int]]], dev: DevSplit | None, *,
+                   work_dir: Path, bf16: bool, progress: bool):
+    """transformers' Trainer (with FGM when ``adversarial_epsilon`` is set), selecting on the
+    dev split's strict micro F1 when there is one."""
+    from transformers import (
+        DataCollatorForTokenClassification,
+        EarlyStoppingCallback,
+        Trainer,
+        TrainingArguments,
+    )
+
+    args = TrainingArguments(
+        **common_arguments(config, work_dir, bf16=bf16, progress=progress,
+                           selection="f1" if dev is not None else None,
+                           eval_steps=config.eval_steps),
+        per_device_eval_batch_size=config.predict_batch_size,
+        logging_steps=max(1, min(50, len(train_features) // config.batch_size)),
+        remove_unused_columns=False,  # the features hold only what the model reads
+    )
+    trainer_class = Trainer
+    if config.adversarial_epsilon:
+        from medner.backends.encoder.adversarial import with_adversarial
+
+        trainer_class = with_adversarial(trainer_class, config.adversarial_epsilon)
+    prefix, _ = special_layout(tokenizer)
+    return trainer_class(
+        model=model,
+        args=args,
+        train_dataset=WindowDataset(train_features),
+        eval_dataset=WindowDataset(dev.features) if dev is not None else None,
+        data_collator=DataCollatorForTokenClassification(tokenizer, label_pad_token_id=-100),
+        compute_metrics=(_dev_metrics_function(config, tags, dev, prefix)
+                         if dev is not None else None),
+        preprocess_logits_for_metrics=(lambda logits, labels: logits.float()),
+        callbacks=([EarlyStoppingCallback(config.patience)]
+                   if dev is not None and config.patience else []),
+    )
+
+
+def _final_dev_metrics(model, tokenizer, config: EncoderConfig, data, tags: list[str],
+                       inference: dict[str, Any], bf16: bool, log: Log) -> dict[str, Any]:
+    """The selected model's dev metrics, predicted exactly as the saved folder will."""
+    meta = {"scheme": config.scheme, "tags": tags,
+            "schema": data.schema.to_dict(), "inference": inference}
+    predicted = EncoderModel(model, tokenizer, meta, bf16=bf16).predict(data.dev)
+    metrics = score_spans(list(data.dev), predicted, mode="strict")
+    log(f"dev strict micro F1 {100 * metrics['micro']['f1']:.2f} "
+        f"(P {100 * metrics['micro']['precision']:.2f}, "
+        f"R {100 * metrics['micro']['recall']:.2f})")
+    return metrics
+def _run_record(state, train_out, seconds: float, bf16: bool) -> dict[str, Any]:
+    """What ``medner.json`` records about the training run itself."""
+    return {
         "epochs_run": round(float(state.epoch or 0), 2),
         "global_steps": state.global_step,
         "best_step": step_of(state.best_model_checkpoint),
@@ -283,26 +303,26 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
         "log_history": state.log_history,
     }
 
-    if crf is not None:  # its scores are in medner.json; the weights stay a plain model
-        delattr(model, CRF_MODULE)
+
+def _folder_writer(tokenizer, scheme: str, tags: list[str], labels: Sequence[str],
+                   meta: dict[str, Any]) -> Callable[[Path, Path], None]:
+    """``save_run``'s writer: the selected checkpoint's weights, the tokenizer, the label map,
+    ``medner.json`` and the model card."""
 
     def write(folder: Path, staging: Path) -> None:
         shutil.copytree(staging, folder, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("training_args.bin"))
         tokenizer.save_pretrained(str(folder))
-        write_json(folder / LABELS_JSON, {"scheme": config.scheme, "tags": tags,
-                                          "labels": list(data.schema.labels)})
+        write_json(folder / LABELS_JSON, {"scheme": scheme, "tags": tags, "labels": list(labels)})
         write_json(folder / MEDNER_JSON, meta)
         (folder / "README.md").write_text(model_card(meta), encoding="utf-8")
 
-    path = save_run(trainer, config.out, work_dir, write)
-    if path is not None:
-        log(f"saved {path} in {seconds:.0f} s")
-    return TrainResult(Path(config.out).resolve(), meta)
+    return write
 
 
-def _inference(config: EncoderConfig, stride: int) -> dict[str, Any]:
-    return {"max_length": config.predict_max_length, "stride": stride,
+def _inference(config: EncoderConfig) -> dict[str, Any]:
+    """The prediction settings saved in ``medner.json`` (``inference``)."""
+    return {"max_length": config.predict_max_length, "stride": prediction_stride(config),
             "window_merge": config.window_merge, "batch_size": config.predict_batch_size,
             "constrained": True, "propagate": config.propagate,
             "join_fragments": config.join_fragments,

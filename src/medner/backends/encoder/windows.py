@@ -1,4 +1,5 @@
-"""Overlapping windows over a long document, and merging their word predictions back.
+"""Overlapping windows over a long document, their model inputs, and merging their word
+predictions back.
 
 Nothing is truncated: a document longer than one window is covered by several windows
 that share ``stride`` tokens, cut at word starts where possible. Each word's prediction
@@ -9,6 +10,8 @@ from the average over all windows that hold it (``mean``).
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -82,3 +85,55 @@ def merge_windows(tok: Tokenized, windows: list[tuple[int, int]],
         out[a + idx] = lp[idx]
         best[a + idx] = context[idx]
     return out
+
+
+@dataclass(frozen=True)
+class WindowItem:
+    doc: int
+    start: int
+    end: int
+    word_a: int
+    word_b: int
+
+
+def special_tokens(tokenizer) -> tuple[list[int], list[int]]:
+    """The special token ids the tokenizer puts before and after one sequence."""
+    cached = getattr(tokenizer, "_medner_special", None)
+    if cached is not None:
+        return cached
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a", add_special_tokens=True)["input_ids"]
+    for i in range(len(full) - len(plain) + 1):
+        if full[i:i + len(plain)] == plain:
+            result = (list(full[:i]), list(full[i + len(plain):]))
+            break
+    else:  # a tokenizer that rewrites the text itself: add nothing rather than guess
+        result = ([], [])
+    tokenizer._medner_special = result
+    return result
+
+
+def special_layout(tokenizer) -> tuple[int, int]:
+    """(tokens the tokenizer puts before a sequence, total special tokens added)."""
+    before, after = special_tokens(tokenizer)
+    return len(before), len(before) + len(after)
+
+
+def window_items(tokenized: Sequence[Tokenized], max_length: int, stride: int,
+                 n_special: int) -> list[WindowItem]:
+    items = []
+    for d, tok in enumerate(tokenized):
+        for s, e in make_windows(tok, max_length - n_special, stride):
+            a, b = window_words(tok, s, e)
+            items.append(WindowItem(d, s, e, a, b))
+    return items
+
+
+def window_input_ids(tokenizer, tok: Tokenized, item: WindowItem) -> list[int]:
+    before, after = special_tokens(tokenizer)
+    return before + tok.input_ids[item.start:item.end] + after
+
+
+def word_positions(tok: Tokenized, item: WindowItem, prefix: int) -> np.ndarray:
+    return np.asarray(tok.word_first_token[item.word_a:item.word_b], dtype=np.int64) \
+        - item.start + prefix
