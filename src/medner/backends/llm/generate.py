@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from medner.backends.prompted.prompts import CopyRegion
 
@@ -37,14 +37,8 @@ class GenerationStats:
         return self.new_tokens / self.seconds if self.seconds else 0.0
 
     def add(self, other: GenerationStats) -> None:
-        self.prompts += other.prompts
-        self.prompt_tokens += other.prompt_tokens
-        self.new_tokens += other.new_tokens
-        self.seconds += other.seconds
-        self.truncated += other.truncated
-        self.repeat_stops += other.repeat_stops
-        self.constrained_steps += other.constrained_steps
-        self.forced_exits += other.forced_exits
+        for name in (f.name for f in fields(self)):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def to_dict(self) -> dict[str, float | int]:
         return {"prompts": self.prompts, "prompt_tokens": self.prompt_tokens,

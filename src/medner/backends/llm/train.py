@@ -14,7 +14,7 @@ import random
 import resource
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,8 @@ from medner.backends.llm.model import ADAPTER_FILES, LLMModel, load_adapter_merg
 from medner.backends.llm.prompts import prompt_tokens, render_prompt
 from medner.backends.prompted.answers import text_pieces
 from medner.backends.prompted.prompts import Task, document_tasks, get_template
-from medner.core.data import load_data
+from medner.core import training
+from medner.core.data import Data, load_data
 from medner.core.device import resolve_bf16
 from medner.core.folder import (
     MEDNER_JSON,
@@ -33,18 +34,10 @@ from medner.core.folder import (
     read_medner_json,
     write_json,
 )
-from medner.core.training import (
-    common_arguments,
-    resume_checkpoint,
-    save_run,
-    step_of,
-    work_folder,
-)
+from medner.core.training import Log, step_of
 from medner.document import Document
 from medner.errors import ConfigError, MednerError
 from medner.labels import LabelSchema
-
-Log = Callable[[str], None]
 
 
 @dataclass
@@ -218,9 +211,7 @@ def _continued(config: LLMConfig, log: Log) -> tuple[LLMConfig, Path, dict[str, 
 def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> TrainResult:
     """Fine-tune, evaluate by generating, and write the model folder ``config.out``."""
     import torch
-    from datasets import Dataset
     from transformers import set_seed
-    from trl import SFTConfig, SFTTrainer
 
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -228,8 +219,7 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
     data = load_data(config, log)
     template = get_template(config.template)
     tasks = template.build_tasks(data.schema)
-    entity_tasks = [t for t in tasks if t.kind == "entities"]
-    if config.train_piece_tokens and not entity_tasks:
+    if config.train_piece_tokens and not any(t.kind == "entities" for t in tasks):
         raise ConfigError(f"train_piece_tokens cuts documents for entity answers, and the "
                           f"{template.name!r} template asks for none; leave it out")
     bf16 = resolve_bf16(config.bf16)
@@ -244,100 +234,14 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
     log(f"LoRA r={config.lora_r} alpha={config.lora_alpha} on {list(config.lora_targets)}: "
         f"{trainable:,} trainable of {total:,} parameters"
         + (" (base in 4-bit NF4)" if config.quantize else ""))
-
-    train_examples, train_counts = build_examples(data.train, tasks, tokenizer, data.schema,
-                                                  config.max_length)
-    log(f"train: {len(data.train)} documents -> {train_counts['examples']} examples "
-        f"({train_counts['too_long']} longer than {config.max_length} tokens skipped)")
-    if config.train_piece_tokens:
-        pieces, piece_counts = piece_documents(data.train, entity_tasks, tokenizer,
-                                               data.schema, config.train_piece_tokens)
-        piece_examples, _ = build_examples(pieces, entity_tasks, tokenizer, data.schema,
-                                           config.max_length)
-        train_examples += piece_examples
-        log(f"train pieces (prompts of at most {config.train_piece_tokens} tokens): "
-            f"{len(piece_examples)} more examples ({piece_counts['crossed']} pieces that a "
-            f"mention crosses left out)")
-    if not train_examples:
-        raise MednerError("no training examples: every example is longer than max_length or "
-                          "the documents have no targets for this template")
-    sample = dev_sample(data.dev, config.eval_sample, config.seed)
-    dev_examples, dev_counts = build_examples(sample, tasks, tokenizer, data.schema,
-                                              config.max_length)
-    has_dev = bool(dev_examples)
-    if data.dev:
-        log(f"dev: generating on {len(sample)} of {len(data.dev)} documents at each evaluation")
-
-    meta_probe = {"template": template.name, "schema": data.schema.to_dict(),
-                  "inference": _inference(config)}
-    selection = "strict_f1" if any(t.kind == "entities" for t in tasks) else "relation_f1"
-
-    last_eval: dict[str, Any] = {}
-
-    class GenerativeEvalTrainer(SFTTrainer):
-        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
-            metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
-            # fp32 decoding: autocast would re-cast the frozen weights at every step
-            probe = LLMModel(self.model, tokenizer, meta_probe, bf16=False)
-            full = generation_metrics(probe, sample)
-            last_eval.update(step=self.state.global_step, metrics=full)
-            generated = _flat(full)
-            extra = {f"{metric_key_prefix}_{k}": v for k, v in generated.items()}
-            self.log(extra)
-            metrics.update(extra)
-            log(f"step {self.state.global_step}: dev loss {metrics.get('eval_loss', 0):.4f}, "
-                f"generation strict F1 {100 * generated['strict_f1']:.2f} on {len(sample)} docs, "
-                f"hallucinations {generated['hallucinations']:.0f}, "
-                f"{generated['tokens_per_second']:.1f} tokens/s")
-            return metrics
-
-    work_dir = work_folder(config.out)
-    args = SFTConfig(
-        **common_arguments(config, work_dir, bf16=bf16, progress=progress,
-                           selection=selection if has_dev else None,
-                           eval_steps=config.eval_steps),
-        per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum,
-        logging_steps=config.logging_steps,
-        # trl turns checkpointing on by default; off, a CPU step is 35% faster
-        # (benchmarks/llm.py memory) at the cost of more memory
-        activation_checkpointing=config.gradient_checkpointing,
-        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
-        max_length=None,  # examples were length-checked above: nothing is cut
-        completion_only_loss=True,
-        packing=False,
-    )
-    trainer = GenerativeEvalTrainer(
-        model=model,
-        args=args,
-        train_dataset=Dataset.from_list(train_examples),
-        eval_dataset=Dataset.from_list(dev_examples) if has_dev else None,
-        processing_class=tokenizer,
-    )
-    resume_from = resume_checkpoint(work_dir, config.resume, log)
+    run = _Run(config, data, template.name, tasks, tokenizer, log)
+    trainer = run.trainer(model, bf16, progress)
+    resume_from = training.resume_checkpoint(run.work_dir, config.resume, log)
     train_started = time.perf_counter()
     train_out = trainer.train(resume_from_checkpoint=resume_from)
     train_seconds = time.perf_counter() - train_started
     state = trainer.state
-    model = trainer.model
     tokenizer.padding_side = "left"
-
-    dev_metrics = None
-    best = step_of(state.best_model_checkpoint) or state.global_step
-    if sample and last_eval.get("step") == state.global_step == best:
-        dev_metrics = last_eval["metrics"]  # the final model was just evaluated: no rerun
-    elif sample:
-        probe = LLMModel(model, tokenizer, meta_probe, bf16=False)
-        dev_metrics = generation_metrics(probe, sample)
-    if dev_metrics is not None:
-        micro = dev_metrics["micro"]
-        dev_metrics["sample"] = {"documents": len(sample), "of": len(data.dev),
-                                 "seed": config.seed}
-        log(f"dev (generation, {len(sample)} documents): strict micro F1 "
-            f"{100 * micro['f1']:.2f} (P {100 * micro['precision']:.2f}, "
-            f"R {100 * micro['recall']:.2f}); hallucinations "
-            f"{dev_metrics['notes']['llm_hallucinations']}; "
-            f"{dev_metrics['generation']['tokens_per_second']:.1f} tokens/s")
     steps = max(1, state.global_step - (step_of(resume_from) or 0))
     meta = {
         **folder_header("llm", config.out),
@@ -351,9 +255,10 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
         "training_config": config.to_dict(),
         "continued_from": continued_from,
         "inference": _inference(config),
-        "dev_metrics": dev_metrics,
-        "selection_metric": selection,
-        "data": {**data.info, "train_examples": train_counts, "dev_examples": dev_counts},
+        "dev_metrics": run.final_dev_metrics(trainer),
+        "selection_metric": run.selection,
+        "data": {**data.info, "train_examples": run.train_counts,
+                 "dev_examples": run.dev_counts},
         "epochs_run": round(float(state.epoch or 0), 2),
         "global_steps": state.global_step,
         "best_step": step_of(state.best_model_checkpoint),
@@ -366,26 +271,141 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
         "bf16": bf16,
         "log_history": state.log_history,
     }
-
-    def write(folder: Path, staging: Path) -> None:
-        # With --merge the full weights take the top level (plain transformers loads them)
-        # and the adapter moves to adapter/: transformers would otherwise see
-        # adapter_config.json next to merged weights and apply the adapter twice.
-        adapter_dir = folder / meta["adapter"]
-        adapter_dir.mkdir(parents=True, exist_ok=True)
-        for name in ADAPTER_FILES:
-            shutil.copy2(staging / name, adapter_dir / name)
-        tokenizer.save_pretrained(str(folder))
-        if config.merge:
-            merged = load_adapter_merged(adapter_dir, config.base_model)
-            merged.save_pretrained(str(folder), safe_serialization=True)
-        write_json(folder / MEDNER_JSON, meta)
-        (folder / "README.md").write_text(model_card(meta), encoding="utf-8")
-
-    path = save_run(trainer, config.out, work_dir, write)
+    path = training.save_run(trainer, config.out, run.work_dir,
+                    lambda folder, staging: _write_folder(folder, staging, meta, tokenizer,
+                                                          config))
     if path is not None:
         log(f"saved {path} in {time.perf_counter() - started:.0f} s")
-    return TrainResult(Path(config.out).resolve(), meta, model)
+    return TrainResult(Path(config.out).resolve(), meta, trainer.model)
+
+
+class _Run:
+    """One training run's examples, dev sample and trainer: what ``train`` hands to trl."""
+
+    def __init__(self, config: LLMConfig, data: Data, template: str, tasks: Sequence[Task],
+                 tokenizer, log: Log) -> None:
+        self.config, self.data, self.tasks, self.tokenizer, self.log = (
+            config, data, tasks, tokenizer, log)
+        self.work_dir = training.work_folder(config.out)
+        self.train_examples, self.train_counts = self._train_examples()
+        self.sample = dev_sample(data.dev, config.eval_sample, config.seed)
+        self.dev_examples, self.dev_counts = build_examples(
+            self.sample, tasks, tokenizer, data.schema, config.max_length)
+        if data.dev:
+            log(f"dev: generating on {len(self.sample)} of {len(data.dev)} documents at each "
+                "evaluation")
+        self.meta_probe = {"template": template, "schema": data.schema.to_dict(),
+                           "inference": _inference(config)}
+        self.selection = ("strict_f1" if any(t.kind == "entities" for t in tasks)
+                          else "relation_f1")
+        self.last_eval: dict[str, Any] = {}
+
+    def _train_examples(self) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        config, data, tokenizer = self.config, self.data, self.tokenizer
+        examples, counts = build_examples(data.train, self.tasks, tokenizer, data.schema,
+                                          config.max_length)
+        self.log(f"train: {len(data.train)} documents -> {counts['examples']} examples "
+                 f"({counts['too_long']} longer than {config.max_length} tokens skipped)")
+        if config.train_piece_tokens:
+            entity_tasks = [t for t in self.tasks if t.kind == "entities"]
+            pieces, piece_counts = piece_documents(data.train, entity_tasks, tokenizer,
+                                                   data.schema, config.train_piece_tokens)
+            piece_examples, _ = build_examples(pieces, entity_tasks, tokenizer, data.schema,
+                                               config.max_length)
+            examples += piece_examples
+            self.log(f"train pieces (prompts of at most {config.train_piece_tokens} tokens): "
+                     f"{len(piece_examples)} more examples ({piece_counts['crossed']} pieces "
+                     "that a mention crosses left out)")
+        if not examples:
+            raise MednerError("no training examples: every example is longer than max_length "
+                              "or the documents have no targets for this template")
+        return examples, counts
+
+    def evaluate_generation(self, model) -> dict[str, Any]:
+        # fp32 decoding: autocast would re-cast the frozen weights at every step
+        probe = LLMModel(model, self.tokenizer, self.meta_probe, bf16=False)
+        return generation_metrics(probe, self.sample)
+
+    def trainer(self, model, bf16: bool, progress: bool):
+        """trl's SFTTrainer whose evaluations also generate on the dev sample."""
+        from datasets import Dataset
+        from trl import SFTConfig, SFTTrainer
+
+        config, run = self.config, self
+        has_dev = bool(self.dev_examples)
+
+        class GenerativeEvalTrainer(SFTTrainer):
+            def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+                metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+                full = run.evaluate_generation(self.model)
+                run.last_eval.update(step=self.state.global_step, metrics=full)
+                generated = _flat(full)
+                extra = {f"{metric_key_prefix}_{k}": v for k, v in generated.items()}
+                self.log(extra)
+                metrics.update(extra)
+                run.log(f"step {self.state.global_step}: dev loss "
+                        f"{metrics.get('eval_loss', 0):.4f}, generation strict F1 "
+                        f"{100 * generated['strict_f1']:.2f} on {len(run.sample)} docs, "
+                        f"hallucinations {generated['hallucinations']:.0f}, "
+                        f"{generated['tokens_per_second']:.1f} tokens/s")
+                return metrics
+
+        args = SFTConfig(
+            **training.common_arguments(config, self.work_dir, bf16=bf16, progress=progress,
+                               selection=self.selection if has_dev else None,
+                               eval_steps=config.eval_steps),
+            per_device_eval_batch_size=config.batch_size,
+            gradient_accumulation_steps=config.grad_accum,
+            logging_steps=config.logging_steps,
+            # trl turns checkpointing on by default; off, a CPU step is 35% faster
+            # (benchmarks/llm.py memory) at the cost of more memory
+            activation_checkpointing=config.gradient_checkpointing,
+            train_sampling_strategy="group_by_length" if config.group_by_length else "random",
+            max_length=None,  # examples were length-checked above: nothing is cut
+            completion_only_loss=True,
+            packing=False,
+        )
+        return GenerativeEvalTrainer(
+            model=model, args=args, train_dataset=Dataset.from_list(self.train_examples),
+            eval_dataset=Dataset.from_list(self.dev_examples) if has_dev else None,
+            processing_class=self.tokenizer)
+
+    def final_dev_metrics(self, trainer) -> dict[str, Any] | None:
+        """Generation metrics of the selected model (reused when it was just evaluated)."""
+        if not self.sample:
+            return None
+        state = trainer.state
+        best = step_of(state.best_model_checkpoint) or state.global_step
+        if self.last_eval.get("step") == state.global_step == best:
+            metrics = self.last_eval["metrics"]
+        else:
+            metrics = self.evaluate_generation(trainer.model)
+        micro = metrics["micro"]
+        metrics["sample"] = {"documents": len(self.sample), "of": len(self.data.dev),
+                             "seed": self.config.seed}
+        self.log(f"dev (generation, {len(self.sample)} documents): strict micro F1 "
+                 f"{100 * micro['f1']:.2f} (P {100 * micro['precision']:.2f}, "
+                 f"R {100 * micro['recall']:.2f}); hallucinations "
+                 f"{metrics['notes']['llm_hallucinations']}; "
+                 f"{metrics['generation']['tokens_per_second']:.1f} tokens/s")
+        return metrics
+
+
+def _write_folder(folder: Path, staging: Path, meta: dict[str, Any], tokenizer,
+                  config: LLMConfig) -> None:
+    # With --merge the full weights take the top level (plain transformers loads them)
+    # and the adapter moves to adapter/: transformers would otherwise see
+    # adapter_config.json next to merged weights and apply the adapter twice.
+    adapter_dir = folder / meta["adapter"]
+    adapter_dir.mkdir(parents=True, exist_ok=True)
+    for name in ADAPTER_FILES:
+        shutil.copy2(staging / name, adapter_dir / name)
+    tokenizer.save_pretrained(str(folder))
+    if config.merge:
+        merged = load_adapter_merged(adapter_dir, config.base_model)
+        merged.save_pretrained(str(folder), safe_serialization=True)
+    write_json(folder / MEDNER_JSON, meta)
+    (folder / "README.md").write_text(model_card(meta), encoding="utf-8")
 
 
 def model_card(meta: dict[str, Any]) -> str:
