@@ -18,7 +18,7 @@ from typing import Any, Optional  # noqa: UP035 - typer reads these annotations 
 import typer
 from rich.markup import escape
 
-from medner.backends.config_file import removed_options_error
+from medner.core.config import removed_options_error
 from medner.errors import ConfigError
 
 # backend name -> package with ``config`` (``field_types``, ``field_help``, ``defaults``,
@@ -102,7 +102,7 @@ def removed_flags() -> dict[str, tuple[Any, str]]:
 
 def choose_backend(flag: str | None, config_path: Path | None) -> str:
     """--backend, else the config file's ``backend`` key, else the encoder."""
-    from medner.backends.config_file import backend_named_in
+    from medner.core.config import backend_named_in
 
     backend = flag
     if backend is None and config_path is not None:

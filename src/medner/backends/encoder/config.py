@@ -1,20 +1,13 @@
-"""The encoder's training configuration: one typed dataclass backs the TOML file and the CLI flags.
-
-Each field carries its help text in ``metadata["help"]``; ``medner train`` builds its
-flags from these fields, so a config file and the command line can never drift apart.
-Precedence: dataclass default < config file < command-line flag.
-"""
+"""The encoder's training configuration: one typed dataclass backs the TOML file and the CLI
+flags (the conventions and behaviour are ``medner.core.config.TrainingConfig``'s)."""
 
 from __future__ import annotations
 
-import typing
-from dataclasses import MISSING, asdict, dataclass, field, fields
-from pathlib import Path
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 from medner.abbreviations import DEFAULT_ABBREVIATIONS
-from medner.backends.config_file import coerce_value, read_config_file, removed_options_error
-from medner.errors import ConfigError
+from medner.core.config import TrainingConfig, config_field
 
 Scheme = Literal["BIO", "BILOU"]
 AlignPolicy = Literal["expand", "contract", "strict"]
@@ -35,12 +28,14 @@ REMOVED_FIELDS: dict[str, tuple[type, str]] = {
 says so. Model folders trained with them still load; their ``training_config`` is a record."""
 
 
-def _f(default: Any, help: str, **kw: Any) -> Any:
-    return field(default=default, metadata={"help": help, **kw})
+_f = config_field
 
 
 @dataclass(frozen=True)
-class EncoderConfig:
+class EncoderConfig(TrainingConfig):
+    BACKEND = "encoder"
+    REMOVED = REMOVED_FIELDS
+
     # --- data -----------------------------------------------------------------
     train: str = _f("demo", "Training corpus: a file in any medner format, or 'demo' for the "
                     "sample clinical corpus shipped with medner.")
@@ -123,68 +118,19 @@ class EncoderConfig:
             (self.on_mismatch in ("error", "skip"), "on_mismatch", "must be error or skip"),
             (self.adversarial_epsilon >= 0, "adversarial_epsilon", "must be >= 0"),
         ]
-        for ok, name, problem in checks:
-            if not ok:
-                raise ConfigError(f"config field {name!r} {problem} (got {getattr(self, name)!r})")
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["report_to"] = list(self.report_to)
-        return out
-
-    def override(self, values: dict[str, Any]) -> EncoderConfig:
-        """A copy with the non-``None`` values applied (flags that were not given stay ``None``)."""
-        return coerce_config({**self.to_dict(), **{k: v for k, v in values.items()
-                                                    if v is not None}}, where="command line")
+        self.check(checks)
 
 
-def field_help() -> dict[str, str]:
-    return {f.name: f.metadata["help"] for f in fields(EncoderConfig)}
-
-
-def field_types() -> dict[str, Any]:
-    return typing.get_type_hints(EncoderConfig)
-
-
-def coerce_config(data: dict[str, Any], where: str) -> EncoderConfig:
-    hints = field_types()
-    removed = {name: why for name, (_, why) in REMOVED_FIELDS.items() if name in data}
-    if removed:
-        raise removed_options_error(removed, where)
-    unknown = sorted(set(data) - set(hints))
-    if unknown:
-        raise ConfigError(f"{where}: unknown config field(s) {unknown}; known fields: "
-                          f"{', '.join(hints)}")
-    values = {name: coerce_value(name, value, hints[name], where) for name, value in data.items()}
-    try:
-        return EncoderConfig(**values)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-
-
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None
-                ) -> EncoderConfig:
-    """Defaults, then the TOML file (``[train]`` table or top level), then ``overrides``.
-
-    Relative data paths in the file are resolved against the file's folder, so a config
-    works from any working directory.
-    """
-    config = EncoderConfig()
-    if path is not None:
-        data = read_config_file(path, "encoder")
-        config = coerce_config({**config.to_dict(), **data}, where=str(path))
-    if overrides:
-        config = config.override(overrides)
-    return config
+field_help = EncoderConfig.field_help
+field_types = EncoderConfig.field_types
+defaults = EncoderConfig.defaults
+coerce_config = EncoderConfig.coerce
+load_config = EncoderConfig.load
 
 
 def removed_fields() -> dict[str, tuple[type, str]]:
     """Options this backend once had -> (type, why they went); ``medner train`` refuses them."""
     return dict(REMOVED_FIELDS)
-
-
-def defaults() -> dict[str, Any]:
-    return {f.name: f.default for f in fields(EncoderConfig) if f.default is not MISSING}
 
 
 __all__ = ["REMOVED_FIELDS", "EncoderConfig", "coerce_config", "defaults", "field_help",

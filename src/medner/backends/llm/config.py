@@ -3,31 +3,29 @@
 Same conventions as the encoder's config (``medner.backends.encoder.config``): each field's
 help text is in ``metadata["help"]``, precedence is default < config file < flag, and data
 paths in a file are resolved against the file's folder. Values are checked by
-``medner.backends.config_file`` so both backends accept and reject the same spellings.
+``medner.core.config`` so both backends accept and reject the same spellings.
 """
 
 from __future__ import annotations
 
-import typing
-from dataclasses import MISSING, asdict, dataclass, field, fields
-from pathlib import Path
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 from medner.abbreviations import DEFAULT_ABBREVIATIONS
-from medner.backends.config_file import coerce_value, read_config_file
-from medner.errors import ConfigError
+from medner.core.config import TrainingConfig, config_field
 
 Quantize = Literal["4bit"]
 DEFAULT_REPEAT_PATIENCE = 3
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-def _f(default: Any, help: str, **kw: Any) -> Any:
-    return field(default=default, metadata={"help": help, **kw})
+_f = config_field
 
 
 @dataclass(frozen=True)
-class LLMConfig:
+class LLMConfig(TrainingConfig):
+    BACKEND = "llm"
+
     # --- data -----------------------------------------------------------------
     train: str = _f("demo", "Training corpus: a file in any medner format (PubTator, brat, "
                     "JSONL, ...), the tutorials' prompt/completion JSONL, or 'demo'.")
@@ -136,60 +134,18 @@ class LLMConfig:
              "train_piece_tokens", "must be at least 32"),
             (self.quantize in (None, "4bit"), "quantize", "must be 4bit or left out"),
         ]
-        for ok, name, problem in checks:
-            if not ok:
-                raise ConfigError(f"config field {name!r} {problem} (got {getattr(self, name)!r})")
+        self.check(checks)
         from medner.backends.prompted.prompts import get_template
 
         get_template(self.template)  # unknown names fail at config time, not after loading
 
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["report_to"] = list(self.report_to)
-        out["lora_targets"] = list(self.lora_targets)
-        return out
-
-    def override(self, values: dict[str, Any]) -> LLMConfig:
-        """A copy with the non-``None`` values applied (flags not given stay ``None``)."""
-        return coerce_config({**self.to_dict(), **{k: v for k, v in values.items()
-                                                    if v is not None}}, where="command line")
 
 
-def field_help() -> dict[str, str]:
-    return {f.name: f.metadata["help"] for f in fields(LLMConfig)}
-
-
-def field_types() -> dict[str, Any]:
-    return typing.get_type_hints(LLMConfig)
-
-
-def defaults() -> dict[str, Any]:
-    return {f.name: f.default for f in fields(LLMConfig) if f.default is not MISSING}
-
-
-def coerce_config(data: dict[str, Any], where: str) -> LLMConfig:
-    hints = field_types()
-    unknown = sorted(set(data) - set(hints))
-    if unknown:
-        raise ConfigError(f"{where}: unknown config field(s) {unknown} for the llm backend; "
-                          f"known fields: {', '.join(hints)}")
-    values = {name: coerce_value(name, value, hints[name], where) for name, value in data.items()}
-    try:
-        return LLMConfig(**values)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-
-
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None
-                ) -> LLMConfig:
-    """Defaults, then the TOML file (``[train]`` table or top level), then ``overrides``."""
-    config = LLMConfig()
-    if path is not None:
-        data = read_config_file(path, "llm")
-        config = coerce_config({**config.to_dict(), **data}, where=str(path))
-    if overrides:
-        config = config.override(overrides)
-    return config
+field_help = LLMConfig.field_help
+field_types = LLMConfig.field_types
+defaults = LLMConfig.defaults
+coerce_config = LLMConfig.coerce
+load_config = LLMConfig.load
 
 
 __all__ = ["DEFAULT_REPEAT_PATIENCE", "DEFAULT_TARGETS", "LLMConfig", "coerce_config",

@@ -1,8 +1,12 @@
-"""Config files and values shared by every trainable backend.
+"""Training configs shared by every trainable backend.
 
-Each backend describes its training config as a frozen dataclass; this module reads the
-TOML file (``[train]`` table or top level) and checks each value against the field's type,
-so all backends accept and reject the same spellings and name the file and field in errors.
+Each backend describes its training config as a frozen dataclass deriving from
+``TrainingConfig``: the fields (with their help text in ``metadata["help"]``) are the
+backend's own, the behaviour is written once here. ``medner train`` builds its flags from the
+fields, so a config file and the command line can never drift apart; precedence is
+dataclass default < config file < command-line flag. This module reads the TOML file
+(``[train]`` table or top level) and checks each value against the field's type, so all
+backends accept and reject the same spellings and name the file and field in errors.
 """
 
 from __future__ import annotations
@@ -10,8 +14,10 @@ from __future__ import annotations
 import tomllib
 import types
 import typing
+from collections.abc import Sequence
+from dataclasses import MISSING, asdict, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Self
 
 from medner.errors import ConfigError
 
@@ -120,4 +126,82 @@ def _is_relative_path(value: str) -> bool:
     return ("/" in value or "." in value) and not Path(value).is_absolute()
 
 
-__all__ = ["backend_named_in", "coerce_value", "read_config_file", "removed_options_error"]
+
+
+def config_field(default: Any, help: str, **metadata: Any) -> Any:
+    """A config field with its help text (the flag's --help and the docs)."""
+    return field(default=default, metadata={"help": help, **metadata})
+
+
+class TrainingConfig:
+    """What every backend's frozen config dataclass does alike."""
+
+    BACKEND: ClassVar[str]
+    REMOVED: ClassVar[dict[str, tuple[type, str]]] = {}
+    """Options this backend once had -> (their type, why they went): setting one is an
+    error that says so."""
+
+    def check(self, checks: Sequence[tuple[bool, str, str]]) -> None:
+        """Raise for the first (ok, field, problem) that is not ok, naming the field."""
+        for ok, name, problem in checks:
+            if not ok:
+                raise ConfigError(f"config field {name!r} {problem} (got {getattr(self, name)!r})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: list(value) if isinstance(value, tuple) else value
+                for name, value in asdict(self).items()}
+
+    def override(self, values: dict[str, Any]) -> Self:
+        """A copy with the non-``None`` values applied (flags not given stay ``None``)."""
+        return self.coerce({**self.to_dict(), **{k: v for k, v in values.items()
+                                                  if v is not None}}, where="command line")
+
+    @classmethod
+    def field_help(cls) -> dict[str, str]:
+        return {f.name: f.metadata["help"] for f in fields(cls)}
+
+    @classmethod
+    def field_types(cls) -> dict[str, Any]:
+        hints = typing.get_type_hints(cls)
+        return {f.name: hints[f.name] for f in fields(cls)}
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+
+    @classmethod
+    def coerce(cls, data: dict[str, Any], where: str) -> Self:
+        """A config from raw values (a file's or the flags'), every error naming ``where``."""
+        removed = {name: why for name, (_, why) in cls.REMOVED.items() if name in data}
+        if removed:
+            raise removed_options_error(removed, where)
+        hints = cls.field_types()
+        unknown = sorted(set(data) - set(hints))
+        if unknown:
+            raise ConfigError(f"{where}: unknown config field(s) {unknown} for the "
+                              f"{cls.BACKEND} backend; known fields: {', '.join(hints)}")
+        values = {name: coerce_value(name, value, hints[name], where)
+                  for name, value in data.items()}
+        try:
+            return cls(**values)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, overrides: dict[str, Any] | None = None
+             ) -> Self:
+        """Defaults, then the TOML file (``[train]`` table or top level), then ``overrides``.
+
+        Relative data paths in the file are resolved against the file's folder, so a config
+        works from any working directory.
+        """
+        config = cls()
+        if path is not None:
+            data = read_config_file(path, cls.BACKEND)
+            config = cls.coerce({**config.to_dict(), **data}, where=str(path))
+        if overrides:
+            config = config.override(overrides)
+        return config
+
+__all__ = ["TrainingConfig", "backend_named_in", "coerce_value", "config_field", "read_config_file",
+           "removed_options_error"]
