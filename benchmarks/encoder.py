@@ -52,7 +52,7 @@ def throughput(model, docs, batch_size: int, repeats: int = 1) -> dict:
 
 
 def score(gold, pred) -> dict:
-    from medner.evaluate import score_spans
+    from medner.scoring import score_spans
 
     out = {}
     for mode in ("strict",):

@@ -143,7 +143,7 @@ def cmd_generate(args) -> dict:
 
 
 def _score(sample, predicted, model, bootstrap: int) -> dict:
-    from medner.evaluate import evaluate
+    from medner.scoring import evaluate
 
     report = evaluate(sample, predicted, modes=("strict",), bootstrap=bootstrap,
                       notes=model.last_notes)

@@ -44,9 +44,9 @@ def main() -> None:
     from medner.backends.llm.model import LLMModel, load_adapter_merged, prepare_tokenizer
     from medner.backends.llm.train import dev_sample
     from medner.errors import MednerError
-    from medner.evaluate import evaluate
     from medner.io import read_corpus
     from medner.labels import apply_schema, get_schema
+    from medner.scoring import evaluate
 
     schema = get_schema("bc5cdr")
     try:  # the data first: a bad path fails before the model takes its time to load

@@ -47,7 +47,7 @@ def load_variant(model_dir: Path, variant: str, threads: int, batch_size: int | 
 
 
 def measure(model, docs, gold, repeats: int) -> tuple[dict, list]:
-    from medner.evaluate import score_spans
+    from medner.scoring import score_spans
 
     model.predict(docs[:4])  # warm-up: first-call allocations and kernel choice
     best = float("inf")

@@ -67,8 +67,8 @@ def cmd_mlm(args) -> dict:
     from medner.backends.encoder.model import EncoderModel
     from medner.backends.encoder.train import train
     from medner.core.data import load_data
-    from medner.evaluate import compare
     from medner.pretrain import PretrainConfig, pretrain
+    from medner.scoring import compare
 
     dev = args.data / "bc5cdr" / "CDR_DevelopmentSet.PubTator.txt"
     with tempfile.TemporaryDirectory() as scratch:

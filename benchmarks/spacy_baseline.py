@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from medner.backends.encoder import load_config
     from medner.core.data import load_data
-    from medner.evaluate import score_spans
+    from medner.scoring import score_spans
 
     config_path = ROOT / "configs" / f"{args.dataset}.toml"
     config = load_config(config_path, {"train": args.train, "dev": args.dev,

@@ -9,7 +9,7 @@ from rich.console import Console
 
 from medner.document import Document, Relation, Span
 from medner.errors import ConfigError, MednerError
-from medner.evaluate import MODES, evaluate, match_spans, score_spans
+from medner.scoring import MODES, evaluate, match_spans, score_spans
 
 TEXT = "x" * 100
 

@@ -12,8 +12,8 @@ from rich.console import Console
 
 from medner.document import Document, Relation, Span
 from medner.errors import ConfigError, MednerError
-from medner.evaluate import compare, evaluate, score_spans
-from medner.evaluate.bootstrap import approximate_randomisation, resampled_totals
+from medner.scoring import compare, evaluate, score_spans
+from medner.scoring.bootstrap import approximate_randomisation, resampled_totals
 
 TEXT = "x" * 400
 

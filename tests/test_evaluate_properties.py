@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from medner.document import Document, Span
-from medner.evaluate import MODES, match_spans, score_spans
-from medner.evaluate.spans import count_document
+from medner.scoring import MODES, match_spans, score_spans
+from medner.scoring.spans import count_document
 
 seqeval_metrics = pytest.importorskip("seqeval.metrics")
 seqeval_scheme = pytest.importorskip("seqeval.scheme")

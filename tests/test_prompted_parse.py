@@ -9,7 +9,7 @@ from medner.backends.prompted.answers import ground_document
 from medner.backends.prompted.parse import parse_json_lines, parse_labelled_lines, parse_list
 from medner.backends.prompted.prompts import CID
 from medner.document import Document, Relation, Span
-from medner.evaluate import evaluate
+from medner.scoring import evaluate
 
 LABELS = ("Chemical", "Disease")
 KEYS = ("text", "label")

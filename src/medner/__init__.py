@@ -11,11 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from medner.document import Document, Relation, Span
-
-# The function deliberately shadows the subpackage of the same name: `medner.evaluate(gold, pred)`
-# is the public call; submodules stay importable as `medner.evaluate.<module>`.
-from medner.evaluate import evaluate
 from medner.io import read_corpus, write_corpus
+from medner.scoring import evaluate  # the scorer's package is medner.scoring
 
 __version__ = "0.1.0"
 __all__ = ["Document", "Relation", "Span", "evaluate", "load", "read_corpus", "write_corpus"]

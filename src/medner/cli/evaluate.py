@@ -121,8 +121,8 @@ def evaluate_command(
 
     Either `medner evaluate GOLD PRED` or `medner evaluate MODEL --data GOLD`.
     """
-    from medner.evaluate import compare as compare_predictions
-    from medner.evaluate import evaluate
+    from medner.scoring import compare as compare_predictions
+    from medner.scoring import evaluate
 
     chosen = tuple(m.strip() for m in modes.split(",") if m.strip())
     unknown = [m for m in chosen if m not in MODES]

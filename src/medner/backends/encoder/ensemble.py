@@ -18,7 +18,7 @@ from medner.backends.encoder.model import EncoderModel
 from medner.core.folder import MEDNER_JSON, atomic_folder, write_json
 from medner.document import Document, corpus_fingerprint
 from medner.errors import MednerError
-from medner.evaluate import score_spans
+from medner.scoring import score_spans
 
 # what must agree for the members' word probabilities to be averaged
 _SAME = ("scheme", "tags")

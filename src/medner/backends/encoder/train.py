@@ -48,7 +48,7 @@ from medner.core.training import (
 )
 from medner.document import Document
 from medner.errors import ConfigError, MednerError
-from medner.evaluate import score_spans
+from medner.scoring import score_spans
 
 Log = Callable[[str], None]
 

@@ -110,7 +110,7 @@ def dev_sample(docs: Sequence[Document], size: int | None, seed: int) -> list[Do
 
 def generation_metrics(probe: LLMModel, gold: Sequence[Document]) -> dict[str, Any]:
     """Strict span P/R/F1 (and relation F1) of generated answers, with the LLM's counts."""
-    from medner.evaluate import evaluate
+    from medner.scoring import evaluate
 
     started = time.perf_counter()
     predicted = probe.predict(gold)

@@ -29,7 +29,7 @@ import numpy as np
 
 from medner.document import Document, Relation, Span, normalize_text
 from medner.errors import ConfigError, MednerError
-from medner.evaluate.pairing import Pairing
+from medner.scoring.pairing import Pairing
 
 BASES: tuple[str, ...] = ("concept-id", "surface-string")
 

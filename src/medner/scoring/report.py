@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from medner.errors import ConfigError
-from medner.evaluate.bootstrap import CONFIDENCE
+from medner.scoring.bootstrap import CONFIDENCE
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType

@@ -19,7 +19,7 @@ import numpy as np
 
 from medner.document import Document
 from medner.errors import ConfigError
-from medner.evaluate.bootstrap import (
+from medner.scoring.bootstrap import (
     CONFIDENCE,
     approximate_randomisation,
     micro_prf,
@@ -27,9 +27,9 @@ from medner.evaluate.bootstrap import (
     prf_intervals,
     resampled_totals,
 )
-from medner.evaluate.pairing import Pairing, pair_documents
-from medner.evaluate.relations import BASES, choose_basis, has_relations, relation_counts
-from medner.evaluate.report import (
+from medner.scoring.pairing import Pairing, pair_documents
+from medner.scoring.relations import BASES, choose_basis, has_relations, relation_counts
+from medner.scoring.report import (
     ComparisonReport,
     EvaluationReport,
     MacroScores,
@@ -37,7 +37,7 @@ from medner.evaluate.report import (
     RelationResult,
     Scores,
 )
-from medner.evaluate.spans import MODES, check_mode, count_document, match_spans, prf
+from medner.scoring.spans import MODES, check_mode, count_document, match_spans, prf
 
 __all__ = [
     "BASES",
@@ -91,7 +91,7 @@ def evaluate(
     ``bootstrap`` resamples of documents give 95% percentile intervals on micro P/R/F1
     (0 turns them off). ``notes`` are caller counts carried into every output format.
     ``relation_basis`` forces ``"concept-id"`` or ``"surface-string"``; by default it is
-    chosen from the data (see ``medner.evaluate.relations``).
+    chosen from the data (see ``medner.scoring.relations``).
     """
     modes = (modes,) if isinstance(modes, str) else tuple(dict.fromkeys(modes))
     if not modes:
