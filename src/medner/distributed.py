@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from medner.batch import UniqueIds, extraction_input
+from medner.core.folder import read_json
 from medner.document import Document
 from medner.errors import MednerError
 from medner.io import iter_documents, resolve_format
@@ -205,12 +206,7 @@ def iter_shard_documents(folder: str | Path) -> Iterator[Document]:
 
 def read_manifest(folder: Path) -> dict[str, Any]:
     path = folder / MANIFEST
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MednerError(f"{path}: no manifest; not a medner Ray extraction folder") from None
-    except json.JSONDecodeError as exc:
-        raise MednerError(f"{path}: not valid JSON ({exc})") from None
+    manifest = read_json(path, "no manifest; not a medner Ray extraction folder")
     if manifest.get("kind") != MANIFEST_KIND:
         raise MednerError(f"{path}: not a medner Ray extraction manifest")
     return manifest

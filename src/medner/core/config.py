@@ -15,10 +15,11 @@ import tomllib
 import types
 import typing
 from collections.abc import Sequence
-from dataclasses import MISSING, asdict, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
+from medner.abbreviations import DEFAULT_ABBREVIATIONS
 from medner.errors import ConfigError
 
 
@@ -133,13 +134,56 @@ def config_field(default: Any, help: str, **metadata: Any) -> Any:
     return field(default=default, metadata={"help": help, **metadata})
 
 
+@dataclass(frozen=True)
 class TrainingConfig:
-    """What every backend's frozen config dataclass does alike."""
+    """What every backend's frozen config dataclass has and does alike: the data and run
+    fields below come first, each backend's own fields follow."""
 
     BACKEND: ClassVar[str]
     REMOVED: ClassVar[dict[str, tuple[type, str]]] = {}
     """Options this backend once had -> (their type, why they went): setting one is an
     error that says so."""
+
+    # --- data -----------------------------------------------------------------
+    train: str = config_field(
+        "demo", "Training corpus: a file in any medner format (PubTator, brat, JSONL, the "
+        "tutorials' prompt/completion JSONL, ...), or 'demo' for the sample clinical corpus "
+        "shipped with medner.")
+    dev: str | None = config_field(
+        None, "Dev corpus: selects the best checkpoint (and stops early where the backend "
+        "does). Without it, --split-seed carves a dev set out of --train.")
+    labels: str | None = config_field(
+        None, "Label schema: a built-in name (bc5cdr, ncbi-disease, clinical4) or a TOML/JSON "
+        "schema file. Default: the labels found in the training data.")
+    format: str | None = config_field(
+        None, "Corpus format of --train/--dev (pubtator, brat, jsonl, ...). Default: guessed "
+        "from the file.")
+    split_seed: int | None = config_field(
+        None, "Split --train by document 80/10/10 with this seed and train on the 80%, select "
+        "on the 10% dev part (for corpora with no official split, e.g. MACCROBAT). Ignored "
+        "when --dev is given.")
+    on_mismatch: Literal["error", "skip"] = config_field(
+        "error", "A mention whose offsets do not reproduce its text: stop (error) or skip it.")
+    # --- the run --------------------------------------------------------------
+    max_steps: int | None = config_field(
+        None, "Stop after this many optimiser steps (overrides --epochs).")
+    eval_steps: int | None = config_field(
+        None, "Evaluate on dev and checkpoint every N steps (default: once per epoch).")
+    seed: int = config_field(
+        13, "Random seed for initialisation, data order, splitting and dev samples.")
+    bf16: bool | None = config_field(
+        None, "bf16 autocast. Default: MEDNER_PRECISION (auto, fp32, bf16), else on when the "
+        "CPU supports bf16.")
+    threads: int | None = config_field(None, "Torch CPU threads (default: all cores).")
+    report_to: tuple[str, ...] = config_field(
+        (), "Experiment trackers (tensorboard, wandb, mlflow).")
+    resume: bool = config_field(
+        False, "Continue an interrupted run from its last checkpoint in <out>.train/.")
+    # --- prediction -----------------------------------------------------------
+    abbreviations: bool = config_field(
+        DEFAULT_ABBREVIATIONS, "After predicting, tag every use of an abbreviation whose long "
+        "form was tagged: 'puromycin aminonucleoside (PAN)' labels each later 'PAN' (Schwartz "
+        "& Hearst definitions).")
 
     def check(self, checks: Sequence[tuple[bool, str, str]]) -> None:
         """Raise for the first (ok, field, problem) that is not ok, naming the field."""

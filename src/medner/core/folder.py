@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from medner.errors import MednerError
+from medner.labels import LabelSchema
 
 MEDNER_JSON = "medner.json"
 FORMAT_VERSION = 1
@@ -57,17 +58,36 @@ def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def read_medner_json(folder: Path) -> dict[str, Any]:
-    path = folder / MEDNER_JSON
+def read_json(path: Path, missing: str) -> Any:
+    """The JSON in ``path``; a missing file is the error ``f"{path}: {missing}"``."""
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise MednerError(f"{path}: missing; {folder} is not a medner model folder") from None
+        raise MednerError(f"{path}: {missing}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MednerError(f"{path}: unreadable ({exc})") from None
+
+
+def read_medner_json(folder: Path) -> dict[str, Any]:
+    path = folder / MEDNER_JSON
+    meta = read_json(path, f"missing; {folder} is not a medner model folder")
     if not isinstance(meta, dict) or "backend" not in meta:
         raise MednerError(f"{path}: no 'backend' field; not a medner model folder")
     return meta
+
+
+class SchemaFromMeta:
+    """A loaded model's label schema and labels, read from its ``medner.json`` (``meta``)."""
+
+    meta: dict[str, Any]
+
+    @property
+    def schema(self) -> LabelSchema:
+        return LabelSchema.from_dict(self.meta["schema"])
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.schema.labels
 
 
 def folder_header(backend: str, out: str | Path) -> dict[str, Any]:

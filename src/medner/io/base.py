@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections import Counter
@@ -9,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 from medner.document import Document
 from medner.errors import FormatError, MednerError
@@ -81,6 +82,18 @@ def iter_lines(path: str | Path, *, allow_empty: bool = False) -> Iterator[tuple
             yield lineno, line
     if blank and not allow_empty:
         raise FormatError(path, None, "file is empty")
+
+
+def json_object_line(line: str, lineno: int, path: str | Path, fields: str) -> dict[str, Any]:
+    """The JSON object on one line of a JSONL file; errors name the file, line and ``fields``
+    (what the object should hold)."""
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise FormatError(path, lineno, f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(data, dict):
+        raise FormatError(path, lineno, f"expected a JSON object with {fields}")
+    return data
 
 
 def check_mention(

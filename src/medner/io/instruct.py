@@ -33,7 +33,7 @@ from pathlib import Path
 from medner.document import Document, Relation, Span, text_fingerprint
 from medner.errors import FormatError
 from medner.ground import ground_all
-from medner.io.base import OnMismatch, ReadReport, atomic_write, iter_lines
+from medner.io.base import OnMismatch, ReadReport, atomic_write, iter_lines, json_object_line
 
 TASKS = "instruct_tasks"
 _INTRO = "The following article contains technical terms including diseases, drugs and chemicals."
@@ -71,12 +71,7 @@ class _Article:
 
 def _parse_record(line: str, lineno: int, path: Path) -> tuple[str, str, str]:
     """(text, task, completion) of one JSON line."""
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise FormatError(path, lineno, f"invalid JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(record, dict):
-        raise FormatError(path, lineno, "expected a JSON object with 'prompt' and 'completion'")
+    record = json_object_line(line, lineno, path, "'prompt' and 'completion'")
     for key in ("prompt", "completion"):
         if not isinstance(record.get(key), str):
             raise FormatError(path, lineno, f"missing or non-string field {key!r}")

@@ -8,17 +8,19 @@ from pathlib import Path
 
 from medner.document import Document, Span
 from medner.errors import FormatError
-from medner.io.base import OnMismatch, ReadReport, atomic_write, check_mention, iter_lines
+from medner.io.base import (
+    OnMismatch,
+    ReadReport,
+    atomic_write,
+    check_mention,
+    iter_lines,
+    json_object_line,
+)
 
 
 def parse_line(line: str, *, path: str | Path, lineno: int, on_mismatch: OnMismatch,
                report: ReadReport) -> Document:
-    try:
-        data = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise FormatError(path, lineno, f"invalid JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(data, dict):
-        raise FormatError(path, lineno, "expected a JSON object with 'id' and 'text'")
+    data = json_object_line(line, lineno, path, "'id' and 'text'")
     for key in ("id", "text"):
         if key not in data:
             raise FormatError(path, lineno, f"missing field {key!r}")

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from medner.abbreviations import DEFAULT_ABBREVIATIONS
 from medner.core.config import TrainingConfig, config_field
 
 Scheme = Literal["BIO", "BILOU"]
@@ -36,19 +35,6 @@ class EncoderConfig(TrainingConfig):
     BACKEND = "encoder"
     REMOVED = REMOVED_FIELDS
 
-    # --- data -----------------------------------------------------------------
-    train: str = _f("demo", "Training corpus: a file in any medner format, or 'demo' for the "
-                    "sample clinical corpus shipped with medner.")
-    dev: str | None = _f(None, "Dev corpus used for early stopping and model selection. Without "
-                         "it, --split-seed carves a dev set out of --train.")
-    labels: str | None = _f(None, "Label schema: a built-in name (bc5cdr, ncbi-disease, "
-                            "clinical4) or a TOML/JSON schema file. Default: the labels found "
-                            "in the training data.")
-    format: str | None = _f(None, "Corpus format of --train/--dev (pubtator, brat, jsonl, ...). "
-                            "Default: guessed from the file.")
-    split_seed: int | None = _f(None, "Split --train by document 80/10/10 with this seed and "
-                                "train on the 80%, select on the 10% dev part (for corpora with "
-                                "no official split, e.g. MACCROBAT). Ignored when --dev is given.")
     # --- model ----------------------------------------------------------------
     base_model: str = _f("minilm-l6", "Base encoder: a packaged alias (minilm-l6), a local "
                          "model folder or a Hugging Face Hub id.")
@@ -64,17 +50,12 @@ class EncoderConfig(TrainingConfig):
     window_merge: Merge = _f("center", "How overlapping windows are merged at prediction: 'center' "
                       "keeps, for each word, the window where it is furthest from an edge; "
                       "'mean' averages the windows' probabilities.", choices=("center", "mean"))
-    abbreviations: bool = _f(DEFAULT_ABBREVIATIONS, "After predicting, tag every use of an "
-                             "abbreviation whose long form was tagged: 'puromycin "
-                             "aminonucleoside (PAN)' labels each later 'PAN' (Schwartz & "
-                             "Hearst definitions).")
     join_fragments: bool = _f(True, "Join two neighbouring mentions of one type separated by "
                               "a single space ('iron' + 'dextran' -> 'iron dextran').")
     propagate: bool = _f(False, "After decoding, also tag other occurrences of a mention found "
                          "in the same document (same words, case-insensitive).")
     # --- optimisation ---------------------------------------------------------
     epochs: float = _f(10.0, "Maximum number of training epochs.")
-    max_steps: int | None = _f(None, "Stop after this many optimiser steps (overrides --epochs).")
     batch_size: int = _f(16, "Training windows per step.")
     learning_rate: float = _f(2e-4, "Peak learning rate (MiniLM likes 1e-4 to 3e-4).")
     warmup: float = _f(0.1, "Warmup: a fraction of all steps (< 1) or a number of steps.")
@@ -86,18 +67,7 @@ class EncoderConfig(TrainingConfig):
                                     "gradient and learn the batch again there; twice the "
                                     "training cost. 0 turns it off.")
     patience: int = _f(3, "Early stopping: evaluations without a better dev F1 before stopping.")
-    eval_steps: int | None = _f(None, "Evaluate on dev every N steps (default: once per epoch).")
-    seed: int = _f(13, "Random seed for initialisation, data order and splitting.")
-    bf16: bool | None = _f(None, "bf16 autocast. Default: MEDNER_PRECISION "
-                                 "(auto, fp32, bf16), else on when the CPU supports bf16.")
-    threads: int | None = _f(None, "Torch CPU threads (default: all cores).")
     predict_batch_size: int = _f(16, "Windows per forward pass at prediction time.")
-    report_to: tuple[str, ...] = _f((), "Experiment trackers (tensorboard, wandb, mlflow).")
-    resume: bool = _f(False, "Continue an interrupted run from its last checkpoint in "
-                      "<out>.checkpoints/.")
-    on_mismatch: Literal["error", "skip"] = _f("error", "A mention whose offsets do not "
-                                               "reproduce its text: stop (error) or skip it.",
-                                               choices=("error", "skip"))
 
     def __post_init__(self) -> None:
         checks = [

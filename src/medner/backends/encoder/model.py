@@ -20,14 +20,14 @@ from medner.backends.encoder.predict import (
 )
 from medner.backends.encoder.windows import special_layout, window_items
 from medner.core.device import move_to_device, resolve_bf16
+from medner.core.folder import SchemaFromMeta
 from medner.document import Document, documents_from_texts
 from medner.errors import MednerError
-from medner.labels import LabelSchema
 
 RUNTIMES = ("torch", "onnx")
 
 
-class EncoderModel:
+class EncoderModel(SchemaFromMeta):
     """Token classification over words, with window merging and constrained decoding.
 
     ``model`` is the transformers model (runtime "torch") or an ``onnx.OnnxEncoder``.
@@ -65,14 +65,6 @@ class EncoderModel:
         self.abbreviations = (bool(inference.get("abbreviations", False))
                               if abbreviations is None else abbreviations)
         _, self.n_special = special_layout(tokenizer)
-
-    @property
-    def schema(self) -> LabelSchema:
-        return LabelSchema.from_dict(self.meta["schema"])
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self.schema.labels
 
     @classmethod
     def load(cls, path: str | Path, *, bf16: bool | None = None, batch_size: int | None = None,

@@ -25,9 +25,10 @@ from medner.backends.hosted.calls import ResponseCache, RetryPolicy
 from medner.backends.hosted.providers import PROVIDERS, get_provider
 from medner.backends.prompted.answers import plan_prompts, read_answers
 from medner.backends.prompted.prompts import Task, get_template
+from medner.core.folder import SchemaFromMeta
 from medner.document import Document, documents_from_texts
 from medner.errors import ConfigError, MednerError
-from medner.labels import LabelSchema, get_schema
+from medner.labels import get_schema
 
 REFERENCE_PREFIX = "hosted:"
 DEFAULT_LABELS = "bc5cdr"
@@ -64,7 +65,7 @@ def parse_reference(reference: str) -> dict[str, Any]:
     return meta
 
 
-class HostedModel:
+class HostedModel(SchemaFromMeta):
     """``extract``/``predict`` through a provider's chat API; ``last_notes`` holds the counts
     of the latest call (hallucinations, bad lines, API calls, cached answers)."""
 
@@ -84,14 +85,6 @@ class HostedModel:
         self.shots = self._few_shot_documents(meta.get("few_shot"))
         self._provider = None  # connected on the first answer not in the cache
         self.last_notes: dict[str, int] = {}
-
-    @property
-    def schema(self) -> LabelSchema:
-        return LabelSchema.from_dict(self.meta["schema"])
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self.schema.labels
 
     def _few_shot_documents(self, few_shot: dict[str, Any] | None) -> list[Document]:
         if not few_shot:

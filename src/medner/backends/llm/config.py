@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from medner.abbreviations import DEFAULT_ABBREVIATIONS
 from medner.core.config import TrainingConfig, config_field
 
 Quantize = Literal["4bit"]
@@ -26,20 +25,6 @@ _f = config_field
 class LLMConfig(TrainingConfig):
     BACKEND = "llm"
 
-    # --- data -----------------------------------------------------------------
-    train: str = _f("demo", "Training corpus: a file in any medner format (PubTator, brat, "
-                    "JSONL, ...), the tutorials' prompt/completion JSONL, or 'demo'.")
-    dev: str | None = _f(None, "Dev corpus for dev loss and generation F1. Without it, "
-                         "--split-seed carves a dev set out of --train.")
-    labels: str | None = _f(None, "Label schema: a built-in name (bc5cdr, ncbi-disease, "
-                            "clinical4) or a TOML/JSON schema file. Default: the labels found "
-                            "in the training data.")
-    format: str | None = _f(None, "Corpus format of --train/--dev. Default: guessed.")
-    split_seed: int | None = _f(None, "Split --train by document 80/10/10 with this seed (train "
-                                "on 80%, evaluate on the 10% dev part). Ignored with --dev.")
-    on_mismatch: Literal["error", "skip"] = _f("error", "A mention whose offsets do not "
-                                               "reproduce its text: stop (error) or skip it.",
-                                               choices=("error", "skip"))
     # --- model and prompt -----------------------------------------------------
     base_model: str = _f("smollm2-135m", "Base causal LM: a packaged alias (smollm2-135m), a "
                          "local model folder, a .gguf file or a Hugging Face Hub id.")
@@ -69,15 +54,12 @@ class LLMConfig(TrainingConfig):
                                         "that a smaller max_prompt_tokens asks for.")
     # --- optimisation ---------------------------------------------------------
     epochs: float = _f(1.0, "Training epochs.")
-    max_steps: int | None = _f(None, "Stop after this many optimiser steps (overrides --epochs).")
     batch_size: int = _f(4, "Examples per micro-batch.")
     grad_accum: int = _f(4, "Gradient accumulation: micro-batches per optimiser step.")
     learning_rate: float = _f(2e-4, "Peak learning rate.")
     warmup: float = _f(0.03, "Warmup: a fraction of all steps (< 1) or a number of steps.")
     weight_decay: float = _f(0.0, "AdamW weight decay.")
     scheduler: str = _f("cosine", "Learning-rate schedule after warmup (transformers name).")
-    eval_steps: int | None = _f(None, "Evaluate (dev loss + generation F1) and checkpoint every "
-                                "N steps (default: once per epoch).")
     group_by_length: bool = _f(True, "Batch examples of similar length together: less "
                                "padding, so fewer wasted tokens per step.")
     gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass: "
@@ -85,13 +67,6 @@ class LLMConfig(TrainingConfig):
                                       "model does not fit; small models on CPU train faster "
                                       "without it.")
     logging_steps: int = _f(10, "Log the training loss every N steps.")
-    seed: int = _f(13, "Random seed for LoRA init, data order, splitting and the dev sample.")
-    bf16: bool | None = _f(None, "bf16 autocast. Default: MEDNER_PRECISION "
-                                 "(auto, fp32, bf16), else on when the CPU supports bf16.")
-    threads: int | None = _f(None, "Torch CPU threads (default: all cores).")
-    report_to: tuple[str, ...] = _f((), "Experiment trackers (tensorboard, wandb, mlflow).")
-    resume: bool = _f(False, "Continue an interrupted run from its last checkpoint in "
-                      "<out>.train/.")
     # --- generation -----------------------------------------------------------
     eval_sample: int | None = _f(32, "Dev documents generated on at each evaluation and for "
                                  "the saved metrics (None or 0: all of them).")
@@ -103,10 +78,6 @@ class LLMConfig(TrainingConfig):
     repeat_patience: int = _f(DEFAULT_REPEAT_PATIENCE, "End an answer after this many lines "
                               "in a row that repeat earlier ones (a greedy loop, which would "
                               "run to --max-new-tokens); 0: never.")
-    abbreviations: bool = _f(DEFAULT_ABBREVIATIONS, "After predicting, tag every use of an "
-                             "abbreviation whose long form was tagged: 'puromycin "
-                             "aminonucleoside (PAN)' labels each later 'PAN' (Schwartz & "
-                             "Hearst definitions).")
     constrained: bool = _f(False, "Constrained decoding: entity strings may only copy "
                            "substrings of the input text.")
 

@@ -32,9 +32,9 @@ from medner.backends.prompted.prompts import Task, get_template
 from medner.basemodels import ResolvedModel, resolve
 from medner.cache import cache_root
 from medner.core.device import resolve_bf16
+from medner.core.folder import SchemaFromMeta
 from medner.document import Document, documents_from_texts
 from medner.errors import ConfigError, MednerError
-from medner.labels import LabelSchema
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
@@ -116,7 +116,7 @@ def prepare_tokenizer(tokenizer) -> None:
 # ---------------------------------------------------------------------------- the loaded model
 
 
-class LLMModel:
+class LLMModel(SchemaFromMeta):
     """A fine-tuned causal LM that answers a prompt template; answers become spans.
 
     ``last_notes`` holds the counts of the latest ``predict``/``extract`` call
@@ -164,17 +164,9 @@ class LLMModel:
         self.last_stats = GenerationStats()
 
     @property
-    def schema(self) -> LabelSchema:
-        return LabelSchema.from_dict(self.meta["schema"])
-
-    @property
     def predicts_relations(self) -> bool:
         """Whether the template asks for relations (else a relation score means nothing)."""
         return any(task.kind == "relations" for task in self.tasks)
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self.schema.labels
 
     @classmethod
     def load(cls, path: str | Path, *, bf16: bool | None = None, batch_size: int | None = None,
