@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class MednerError(Exception):
@@ -22,3 +26,12 @@ class FormatError(MednerError):
 
 class ConfigError(MednerError):
     """A bad option or config field, named in the message."""
+
+
+def one_of(table: Mapping[str, T], name: str, what: str) -> T:
+    """``table[name]``, or a ConfigError naming ``what`` was asked for and the choices."""
+    try:
+        return table[name]
+    except KeyError:
+        raise ConfigError(f"unknown {what} {name!r}; choose one of: {', '.join(table)}"
+                          ) from None

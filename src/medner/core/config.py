@@ -32,6 +32,10 @@ def _base_type(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
+_SCALARS: dict[Any, Any] = {bool: bool, int: int, float: int | float, str: str}
+"""A scalar field's type -> the value types a file or a flag may give for it."""
+
+
 def coerce_value(name: str, value: Any, tp: Any, where: str) -> Any:
     base, optional = _base_type(tp)
     if value is None:
@@ -52,23 +56,12 @@ def coerce_value(name: str, value: Any, tp: Any, where: str) -> Any:
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
             raise bad
         return tuple(value)
-    if base is bool:
-        if not isinstance(value, bool):
-            raise bad
-        return value
-    if base is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad
-        return value
-    if base is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise bad
-        return float(value)
-    if base is str:
-        if not isinstance(value, str):
-            raise bad
-        return value
-    raise bad
+    accepted = _SCALARS.get(base)
+    # bool is an int in Python, but never a number in a config
+    if accepted is None or not isinstance(value, accepted) or (
+            base is not bool and isinstance(value, bool)):
+        raise bad
+    return float(value) if base is float else value
 
 
 def removed_options_error(removed: dict[str, str], where: str, *, flags: bool = False

@@ -104,22 +104,23 @@ def _document_text(bdoc: Any, lines: _Lines, path: Path) -> tuple[str, list[list
     return text, layout
 
 
-def _annotations(bdoc: Any) -> list[Any]:
+def _collected(bdoc: Any, kind: str) -> list[Any]:
+    """The ``kind`` ("annotations" or "relations") of every sentence, passage and the
+    document itself, in that order."""
     out = []
     for passage in bdoc.passages:
         for sentence in passage.sentences:
-            out.extend(sentence.annotations)
-        out.extend(passage.annotations)
-    return out + list(bdoc.annotations)
+            out.extend(getattr(sentence, kind))
+        out.extend(getattr(passage, kind))
+    return out + list(getattr(bdoc, kind))
+
+
+def _annotations(bdoc: Any) -> list[Any]:
+    return _collected(bdoc, "annotations")
 
 
 def _relations(bdoc: Any) -> list[Any]:
-    out = []
-    for passage in bdoc.passages:
-        for sentence in passage.sentences:
-            out.extend(sentence.relations)
-        out.extend(passage.relations)
-    return out + list(bdoc.relations)
+    return _collected(bdoc, "relations")
 
 
 def _span(ann: Any, text: str, *, path: Path, line: int | None, on_mismatch: OnMismatch,

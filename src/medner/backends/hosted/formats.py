@@ -30,7 +30,7 @@ from typing import Any
 
 from medner.backends.prompted.prompts import Task, document_tasks, get_template
 from medner.document import Document
-from medner.errors import ConfigError, FormatError
+from medner.errors import FormatError, one_of
 from medner.labels import LabelSchema
 
 CHARS_PER_TOKEN = 4
@@ -75,11 +75,7 @@ PROVIDERS = tuple(LIMITS)
 
 
 def check_provider(provider: str) -> Limits:
-    try:
-        return LIMITS[provider]
-    except KeyError:
-        raise ConfigError(f"unknown provider format {provider!r}; choose one of: "
-                          f"{', '.join(PROVIDERS)}") from None
+    return one_of(LIMITS, provider, "provider format")
 
 
 # ---------------------------------------------------------------------------- building

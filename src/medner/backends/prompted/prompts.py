@@ -39,7 +39,7 @@ from medner.backends.prompted.parse import (
     parse_list,
 )
 from medner.document import Document
-from medner.errors import ConfigError
+from medner.errors import ConfigError, one_of
 from medner.io.instruct import (
     INSTRUCTIONS,
     build_completion,
@@ -208,11 +208,7 @@ TEMPLATES: dict[str, Template] = {
 
 
 def get_template(name: str) -> Template:
-    try:
-        return TEMPLATES[name]
-    except KeyError:
-        raise ConfigError(f"unknown prompt template {name!r}; choose one of: "
-                          f"{', '.join(TEMPLATES)}") from None
+    return one_of(TEMPLATES, name, "prompt template")
 
 
 def document_tasks(doc: Document, tasks: Sequence[Task]) -> list[Task]:
