@@ -397,6 +397,8 @@ def _checked_files(inputs: Sequence[str | Path], output: str | Path, input_forma
     return paths, formats, out, journal
 
 
+# One piece: its ``flush`` shares the open journal, the progress bar and the counters with
+# the reading loop, which would otherwise all be passed around.
 def extract_to_file(model, inputs: Sequence[str | Path], output: str | Path, *,
                     input_format: str | None = None, output_format: str = "jsonl",
                     resume: bool = False, batch_size: int = 64,
@@ -430,8 +432,6 @@ def extract_to_file(model, inputs: Sequence[str | Path], output: str | Path, *,
         batch: list[Document] = []
         t_extract = 0.0
 
-        # flush shares the journal, the bar and the counters with the loop below, which is
-        # why the reading loop and the writing stay in one function
         def flush() -> None:
             nonlocal extracted, t_extract
             if not batch:
