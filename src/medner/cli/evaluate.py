@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from medner.cli.options import Abbreviations, Constrained, MaxPromptTokens, RepeatPatience
 from medner.document import Document
 from medner.errors import MednerError
 from medner.io import read_corpus, write_corpus
@@ -81,41 +82,10 @@ def evaluate_command(
             help="'error' or 'skip' for gold mentions whose text does not match their offsets.",
         ),
     ] = "error",
-    constrained: Annotated[
-        bool | None,
-        typer.Option(
-            "--constrained/--free",
-            help="With an LLM model: constrained or free decoding (default: as saved).",
-            show_default=False,
-        ),
-    ] = None,
-    repeat_patience: Annotated[
-        int | None,
-        typer.Option(
-            "--repeat-patience",
-            help="With an LLM model: end an answer after this many repeated lines in a row; "
-            "0 never (default: as saved).",
-            show_default=False,
-        ),
-    ] = None,
-    max_prompt_tokens: Annotated[
-        int | None,
-        typer.Option(
-            "--max-prompt-tokens",
-            help="With an LLM model: cut documents whose prompt is longer than this at "
-            "sentence ends, one prompt a piece (default: as saved).",
-            show_default=False,
-        ),
-    ] = None,
-    abbreviations: Annotated[
-        bool | None,
-        typer.Option(
-            "--abbreviations/--no-abbreviations",
-            help="With a model: tag every use of an abbreviation whose long form was tagged, "
-            "or not (default: as saved).",
-            show_default=False,
-        ),
-    ] = None,
+    constrained: Constrained = None,
+    repeat_patience: RepeatPatience = None,
+    max_prompt_tokens: MaxPromptTokens = None,
+    abbreviations: Abbreviations = None,
 ) -> None:
     """Score entities (P/R/F1 per label, micro/macro, 4 matching modes, 95% CIs) and relations.
 

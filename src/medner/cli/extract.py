@@ -10,6 +10,7 @@ from typing import Annotated, Any, Optional  # noqa: UP035 - typer reads annotat
 
 import typer
 
+from medner.cli.options import Abbreviations, Constrained, MaxPromptTokens, RepeatPatience
 from medner.document import Document
 from medner.errors import MednerError
 
@@ -159,22 +160,10 @@ def extract_command(
     resume: Annotated[bool, typer.Option(
         "--resume", help="With --input and --output: skip documents already in the output "
         "(after an interruption) instead of starting over.")] = False,
-    constrained: Annotated[Optional[bool], typer.Option(  # noqa: UP045
-        "--constrained/--free", help="LLM models: only let entity strings copy the input "
-        "text (constrained decoding), or decode freely. Default: as the model was saved.",
-        show_default=False)] = None,
-    repeat_patience: Annotated[Optional[int], typer.Option(  # noqa: UP045
-        "--repeat-patience", help="LLM models: end an answer after this many lines in a row "
-        "that repeat earlier ones (a greedy loop); 0 never. Default: as the model was saved.",
-        show_default=False)] = None,
-    max_prompt_tokens: Annotated[Optional[int], typer.Option(  # noqa: UP045
-        "--max-prompt-tokens", help="LLM models: cut documents whose prompt is longer than "
-        "this at sentence ends, one prompt a piece (smaller: more recall, slower). Default: "
-        "as the model was saved.", show_default=False)] = None,
-    abbreviations: Annotated[Optional[bool], typer.Option(  # noqa: UP045
-        "--abbreviations/--no-abbreviations", help="Tag every use of an abbreviation whose "
-        "long form was tagged ('puromycin aminonucleoside (PAN)' labels each 'PAN'), or not. "
-        "Default: as the model was saved.", show_default=False)] = None,
+    constrained: Constrained = None,
+    repeat_patience: RepeatPatience = None,
+    max_prompt_tokens: MaxPromptTokens = None,
+    abbreviations: Abbreviations = None,
     runtime: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--runtime", help="Encoder models: torch (default) or onnx (ONNX Runtime, after "
         "`medner export-onnx MODEL`; pays on CPUs without bf16).", show_default=False)] = None,

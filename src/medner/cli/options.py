@@ -1,0 +1,27 @@
+"""Options that `medner extract` and `medner evaluate MODEL --data GOLD` share: how a saved
+model predicts. Declared once, so both commands spell and explain them alike."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+Constrained = Annotated[bool | None, typer.Option(
+    "--constrained/--free", help="LLM models: only let entity strings copy the input text "
+    "(constrained decoding), or decode freely. Default: as the model was saved.",
+    show_default=False)]
+RepeatPatience = Annotated[int | None, typer.Option(
+    "--repeat-patience", help="LLM models: end an answer after this many lines in a row that "
+    "repeat earlier ones (a greedy loop); 0 never. Default: as the model was saved.",
+    show_default=False)]
+MaxPromptTokens = Annotated[int | None, typer.Option(
+    "--max-prompt-tokens", help="LLM models: cut documents whose prompt is longer than this "
+    "at sentence ends, one prompt a piece (smaller: more recall, slower). Default: as the "
+    "model was saved.", show_default=False)]
+Abbreviations = Annotated[bool | None, typer.Option(
+    "--abbreviations/--no-abbreviations", help="Tag every use of an abbreviation whose long "
+    "form was tagged ('puromycin aminonucleoside (PAN)' labels each 'PAN'), or not. Default: "
+    "as the model was saved.", show_default=False)]
+
+__all__ = ["Abbreviations", "Constrained", "MaxPromptTokens", "RepeatPatience"]
