@@ -2,9 +2,11 @@
 
     # MLM-adapt minilm-l6 on every local medical text except BC5CDR dev, fine-tune it on
     # BC5CDR with configs/bc5cdr.toml, and compare with the plain minilm-l6 model (paired
-    # bootstrap CI of the dev F1 difference)
+    # bootstrap CI of the dev F1 difference); the baseline folder is trained first with
+    #   python benchmarks/encoder.py bc5cdr --train .../CDR_TrainingSet.PubTator.txt \
+    #       --dev .../CDR_DevelopmentSet.PubTator.txt --out /tmp/medner-bench/bc5cdr-baseline
     python benchmarks/pretrain.py mlm --data /work/shared/data \
-        --baseline /tmp/medner-bench/bc5cdr-idle-repro --epochs 1
+        --baseline /tmp/medner-bench/bc5cdr-baseline --max-steps 100
     # CLM-adapt smollm2-135m on BC5CDR train abstracts; perplexity before/after on held-out
     # abstracts
     python benchmarks/pretrain.py clm --data /work/shared/data --max-steps 200
@@ -12,7 +14,8 @@
 Text sources (read in place, never copied into the repository): BC5CDR train, NCBI-disease
 train and dev, the MACCROBAT reports, the ADE corpus sentences (grouped by PMID into one
 document each, so exclusion by PMID works) and the tutorial's instruction records. BC5CDR
-dev is always excluded (by PMID and by normalised text). Prints JSON and writes it to
+dev is always excluded (by PMID, by normalised text, and where one text holds the other whole,
+as ``medner data check-leak`` finds them). Prints JSON and writes it to
 ``--json``.
 """
 

@@ -22,7 +22,8 @@ def pretrain_command(
     out: Annotated[Path, typer.Option("--out", help="Output model folder (atomic).")],
     exclude: Annotated[Optional[list[Path]], typer.Option(  # noqa: UP045
         "--exclude", help="Documents never to pretrain on (e.g. your dev/test files): "
-        "dropped by id and normalised text, then checked again.")] = None,
+        "dropped by id, by normalised text, or where one text holds the other whole (an "
+        "abstract without its title), then checked again.")] = None,
     text_format: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--format", help="Format of the --text files (default: guessed).")] = None,
     block_size: Annotated[int, typer.Option(help="Tokens per training block.")] = 128,
