@@ -21,18 +21,18 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from medner.core.data import Log
 from medner.core.folder import FORMAT_VERSION
 from medner.document import Document, corpus_fingerprint
 from medner.errors import ConfigError, MednerError
 
 Objective = Literal["mlm", "clm"]
-Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,13 @@
 """Training configs shared by every trainable backend.
 
 Each backend describes its training config as a frozen dataclass deriving from
-``TrainingConfig``: the fields (with their help text in ``metadata["help"]``) are the
-backend's own, the behaviour is written once here. ``medner train`` builds its flags from the
-fields, so a config file and the command line can never drift apart; precedence is
-dataclass default < config file < command-line flag. This module reads the TOML file
-(``[train]`` table or top level) and checks each value against the field's type, so all
-backends accept and reject the same spellings and name the file and field in errors.
+``TrainingConfig``, which holds the fields every backend shares and all the behaviour; the
+backend adds its own fields (each with its help text in ``metadata["help"]``). ``medner
+train`` builds its flags from the fields, so a config file and the command line can never
+drift apart; precedence is dataclass default < config file < command-line flag. This module
+reads the TOML file (``[train]`` table or top level) and checks each value against the
+field's type, so all backends accept and reject the same spellings and name the file and
+field in errors.
 """
 
 from __future__ import annotations
@@ -240,5 +241,6 @@ class TrainingConfig:
             config = config.override(overrides)
         return config
 
-__all__ = ["TrainingConfig", "backend_named_in", "coerce_value", "config_field", "read_config_file",
-           "removed_options_error"]
+
+__all__ = ["TrainingConfig", "backend_named_in", "coerce_value", "config_field",
+           "read_config_file", "removed_options_error"]

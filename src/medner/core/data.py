@@ -6,24 +6,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from medner.core.config import TrainingConfig
 from medner.document import Document, corpus_fingerprint
 from medner.errors import ConfigError, MednerError
 from medner.labels import LabelSchema, apply_schema, get_schema, infer_schema
 
 Log = Callable[[str], None]
-
-
-class DataSettings(Protocol):
-    """The config fields ``load_data`` reads (both backends' configs have them)."""
-
-    train: str
-    dev: str | None
-    labels: str | None
-    format: str | None
-    on_mismatch: str
-    split_seed: int | None
 
 
 DEMO_NAME = "demo"
@@ -50,7 +40,7 @@ class Data:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def load_data(config: DataSettings, log: Log = print) -> Data:
+def load_data(config: TrainingConfig, log: Log = print) -> Data:
     """Read, relabel onto the schema and (optionally) split the training data."""
     from medner.io import read_corpus
     from medner.split import check_leak, split_documents

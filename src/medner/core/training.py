@@ -12,9 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from medner.core.data import Log
 from medner.core.folder import atomic_folder
-
-Log = Callable[[str], None]
 
 
 def work_folder(out: str | Path, suffix: str = ".train") -> Path:

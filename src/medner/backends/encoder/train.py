@@ -36,7 +36,7 @@ from medner.backends.encoder.windows import (
     window_items,
     word_positions,
 )
-from medner.core.data import load_data
+from medner.core.data import Log, load_data
 from medner.core.device import resolve_bf16
 from medner.core.folder import MEDNER_JSON, folder_header, write_json
 from medner.core.training import (
@@ -49,8 +49,6 @@ from medner.core.training import (
 from medner.document import Document
 from medner.errors import ConfigError, MednerError
 from medner.scoring import score_spans
-
-Log = Callable[[str], None]
 
 
 class WindowDataset:

@@ -26,7 +26,7 @@ from medner.backends.llm.prompts import prompt_tokens, render_prompt
 from medner.backends.prompted.answers import text_pieces
 from medner.backends.prompted.prompts import Task, document_tasks, get_template
 from medner.core import training
-from medner.core.data import Data, load_data
+from medner.core.data import Data, Log, load_data
 from medner.core.device import resolve_bf16
 from medner.core.folder import (
     MEDNER_JSON,
@@ -34,7 +34,7 @@ from medner.core.folder import (
     read_medner_json,
     write_json,
 )
-from medner.core.training import Log, step_of
+from medner.core.training import step_of
 from medner.document import Document
 from medner.errors import ConfigError, MednerError
 from medner.labels import LabelSchema
