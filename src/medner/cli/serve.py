@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from medner.cli.options import BatchSize, Threads
 from medner.errors import MednerError
 
 API_KEY_ENV = "MEDNER_API_KEY"
@@ -94,11 +95,8 @@ def serve_command(
         "--max-wait-ms", help="After a batch, wait up to this long (and at most a tenth of "
         "the batch's model time) for its clients' next requests, so they share the next "
         "batch. An idle server never waits.")] = 200.0,
-    batch_size: Annotated[int | None, typer.Option(
-        "--batch-size", help="Windows per forward pass (encoder), answers decoded "
-        "together (LLM); default: the model's.")] = None,
-    threads: Annotated[int | None, typer.Option(
-        "--threads", help="Torch CPU threads (default: all cores).")] = None,
+    batch_size: BatchSize = None,
+    threads: Threads = None,
     log_level: Annotated[str, typer.Option(
         "--log-level", help="critical, error, warning, info or debug.")] = "info",
 ) -> None:

@@ -13,13 +13,14 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from medner.backends.prompted.prompts import CopyRegion
+from medner.core.tally import Tally
 
 
 @dataclass
-class GenerationStats:
+class GenerationStats(Tally):
     prompts: int = 0
     prompt_tokens: int = 0
     new_tokens: int = 0
@@ -36,17 +37,8 @@ class GenerationStats:
     def tokens_per_second(self) -> float:
         return self.new_tokens / self.seconds if self.seconds else 0.0
 
-    def add(self, other: GenerationStats) -> None:
-        for name in (f.name for f in fields(self)):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
     def to_dict(self) -> dict[str, float | int]:
-        return {"prompts": self.prompts, "prompt_tokens": self.prompt_tokens,
-                "new_tokens": self.new_tokens, "seconds": round(self.seconds, 2),
-                "tokens_per_second": round(self.tokens_per_second, 2),
-                "truncated": self.truncated, "repeat_stops": self.repeat_stops,
-                "constrained_steps": self.constrained_steps,
-                "forced_exits": self.forced_exits}
+        return {**self.counts(), "tokens_per_second": round(self.tokens_per_second, 2)}
 
 
 def repeat_cut(text: str, patience: int) -> int | None:

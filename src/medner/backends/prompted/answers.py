@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 
 from medner.abbreviations import propagate_abbreviations
 from medner.backends.prompted.parse import Parsed
 from medner.backends.prompted.prompts import RelationType, Task
+from medner.core.tally import Tally
 from medner.document import Document, Relation, Span, normalize_text
 from medner.errors import MednerError
 from medner.ground import ground, ground_all
@@ -117,7 +118,7 @@ def plan_prompts(documents: Iterable[Document], tasks: Sequence[Task],
 
 
 @dataclass
-class AnswerCounts:
+class AnswerCounts(Tally):
     """What reading answers dropped or added, for one piece, one document or a whole call."""
 
     hallucinations: int = 0
@@ -131,10 +132,6 @@ class AnswerCounts:
     unknown_labels: int = 0
     """Items with a label outside the schema."""
 
-    def add(self, other: AnswerCounts) -> None:
-        for name in (f.name for f in fields(self)):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
     def per_document(self) -> dict[str, int]:
         """The counts each predicted Document carries in its metadata."""
         return {"hallucinations": self.hallucinations,
@@ -143,7 +140,7 @@ class AnswerCounts:
 
     def notes(self) -> dict[str, int]:
         """Report notes; both backends use these names, so their reports read alike."""
-        return {f"llm_{f.name}": getattr(self, f.name) for f in fields(self)}
+        return {f"llm_{name}": value for name, value in self.counts().items()}
 
 
 # ---------------------------------------------------------------------------- answers
