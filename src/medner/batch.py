@@ -268,7 +268,7 @@ def convert_journal(journal: Path, output: Path, output_format: str) -> list[str
 FORMAT_NAMES = {"text": "text (Entity/Label lines)", "json": "json (one JSON array)",
                 "jsonl": "jsonl", "pubtator": "pubtator", "brat": "brat (a folder)",
                 "instruct": "instruct (prompt/completion JSON Lines)"}
-_TEXT_LINE = re.compile(r"(Entity: .*, Label: .*|# .*)")
+_TEXT_LINE = re.compile(r"(Entity: .*, Label: .*|Relation: .*|# .*)")
 
 
 def output_format_on_disk(path: str | Path) -> str | None:

@@ -41,6 +41,9 @@ class Span:
     """Identifier inside its source file (brat ``T12``), used by span relations."""
     extra: tuple[str, ...] = ()
     """Format-specific trailing columns kept for lossless round trips (PubTator composites)."""
+    link_score: float | None = None
+    """How sure concept linking was of ``ids`` (1.0 exact name; a cosine for an embedding
+    match); ``None`` for IDs it did not choose (gold, or none)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.start < self.end:
@@ -59,7 +62,8 @@ class Span:
     def to_dict(self) -> dict[str, Any]:
         return {"start": self.start, "end": self.end, "label": self.label, "text": self.text,
                 **_set_fields(ids=list(self.ids), fragments=[list(f) for f in self.fragments],
-                              score=self.score, id=self.id, extra=list(self.extra))}
+                              score=self.score, id=self.id, extra=list(self.extra),
+                              link_score=self.link_score)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Span:
@@ -73,6 +77,7 @@ class Span:
             score=data.get("score"),
             id=data.get("id"),
             extra=tuple(data.get("extra", ())),
+            link_score=data.get("link_score"),
         )
 
 

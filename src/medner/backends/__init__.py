@@ -1,7 +1,8 @@
 """Backends, looked up by name. A model folder's ``medner.json`` names its backend.
 
 Each backend module exposes ``load(path, ...)`` returning an object with
-``extract(texts) -> list[Document]`` and ``predict(documents) -> list[Document]``.
+``extract(texts) -> list[Document]`` and ``predict(documents) -> list[Document]``. A folder
+that also holds linking or relation stages loads as a ``medner.pipeline.Pipeline``.
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ def load(path: str | Path, *, bf16: bool | None = None, batch_size: int | None =
         raise MednerError(f"{target} is a {backend} model: option(s) "
                           f"{', '.join('--' + n.replace('_', '-') for n in unknown)} do not "
                           "apply to it")
-    return module.load(target, bf16=bf16, batch_size=batch_size, threads=threads, **given)
+    model = module.load(target, bf16=bf16, batch_size=batch_size, threads=threads, **given)
+    if isinstance(target, str):
+        return model
+    from medner.pipeline import with_stages
+
+    return with_stages(model, target)
 
 __all__ = ["BACKENDS", "backend_module", "load"]

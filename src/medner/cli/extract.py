@@ -18,7 +18,7 @@ from medner.cli.options import (
     RepeatPatience,
     Threads,
 )
-from medner.document import Document
+from medner.document import Document, Relation, Span
 from medner.errors import MednerError
 
 OUTPUT_FORMATS = ("text", "json", "jsonl", "pubtator", "brat")
@@ -89,13 +89,30 @@ def read_input_file(path: Path, input_format: str | None) -> list[Document]:
     return list(iter_documents(path, input_format))
 
 
+def entity_line(span: Span, doc: Document) -> str:
+    """``Entity: X, Label: Y``, then ``, ID: D001241 (Aspirin)`` for each linked concept."""
+    names = doc.metadata.get("concepts", {})
+    concepts = "".join(f", ID: {i}" + (f" ({names[i]})" if i in names else "")
+                       for i in span.ids)
+    return f"Entity: {span.text}, Label: {span.label}{concepts}"
+
+
+def relation_line(relation: Relation, doc: Document) -> str:
+    """``Relation: CID, D003042 (cocaine) -> D012640 (seizures)``."""
+    names = doc.metadata.get("concepts", {})
+    sides = [f"{side} ({names[side]})" if side in names else side
+             for side in (relation.head, relation.tail)]
+    return f"Relation: {relation.label}, {sides[0]} -> {sides[1]}"
+
+
 def render(docs: list[Document], fmt: str) -> str:
     if fmt == "text":
         lines = []
         for doc in docs:
             if len(docs) > 1:
                 lines.append(f"# {doc.id}")
-            lines.extend(f"Entity: {s.text}, Label: {s.label}" for s in doc.spans)
+            lines.extend(entity_line(s, doc) for s in doc.spans)
+            lines.extend(relation_line(r, doc) for r in doc.relations)
         return "\n".join(lines) + ("\n" if lines else "")
     if fmt == "json":
         return json.dumps([d.to_dict() for d in docs], ensure_ascii=False, indent=2) + "\n"

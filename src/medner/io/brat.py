@@ -206,15 +206,17 @@ def format_ann(doc: Document, skipped: Counter[str]) -> str:
     fresh_r = _fresh_ids("R", [r.id for r in doc.relations])
     renamed: dict[str, str] = {}
     lines = []
+    references: list[tuple[str, str]] = []  # (T id, concept ID) of linked spans
     for span in doc.spans:
         if not (span.id and re.fullmatch(r"T\w+", span.id)):
             new_id = next(fresh_t)
             if span.id is not None:
                 renamed[span.id] = new_id
-            span = Span(span.start, span.end, span.label, span.text, fragments=span.fragments,
-                        id=new_id)
+            span = Span(span.start, span.end, span.label, span.text, span.ids,
+                        fragments=span.fragments, id=new_id)
         line = t_line(span, _mention_text(doc.text, span.pieces).replace("\n", " "))
         lines.append(raw.get(line, line))
+        references.extend((span.id, concept) for concept in span.ids)
     roles = doc.metadata.get(ROLES, {})
     for relation in doc.relations:
         if relation.args != "span":
@@ -227,7 +229,18 @@ def format_ann(doc: Document, skipped: Counter[str]) -> str:
         line = r_line(relation, tuple(roles.get(relation.id, _DEFAULT_ROLES)))
         lines.append(raw.get(line, line))
     lines.extend(doc.metadata.get(OTHER_LINES, ()))
+    fresh_n = _fresh_ids("N", [line.split("\t", 1)[0] for line in lines])
+    names = doc.metadata.get("concepts", {})
+    lines.extend(f"{next(fresh_n)}\tReference {span_id} {_reference(concept)}\t"
+                 f"{names.get(concept, '')}" for span_id, concept in references)
     return "".join(line + "\n" for line in lines)
+
+
+def _reference(concept: str) -> str:
+    """brat's ``DB:ID``: an ID that names its database keeps it; MeSH IDs get ``MESH:``."""
+    if ":" in concept:
+        return concept
+    return f"MESH:{concept}" if re.fullmatch(r"[CD]\d{6,9}", concept) else f"ID:{concept}"
 
 
 def write(documents: list[Document], path: Path) -> None:

@@ -27,6 +27,7 @@ from medner.scoring.bootstrap import (
     prf_intervals,
     resampled_totals,
 )
+from medner.scoring.concepts import CONCEPT_MODES, carries_ids, concept_counts
 from medner.scoring.pairing import Pairing, pair_documents
 from medner.scoring.relations import BASES, choose_basis, has_relations, relation_counts
 from medner.scoring.report import (
@@ -86,7 +87,8 @@ def evaluate(
     notes: Mapping[str, int] | None = None,
     relation_basis: str | None = None,
 ) -> EvaluationReport:
-    """Score ``pred`` against ``gold`` in each mode, plus relations when either side has any.
+    """Score ``pred`` against ``gold`` in each mode, plus concept IDs when both sides carry
+    them (``medner.scoring.concepts``) and relations when either side has any.
 
     ``bootstrap`` resamples of documents give 95% percentile intervals on micro P/R/F1
     (0 turns them off). ``notes`` are caller counts carried into every output format.
@@ -108,6 +110,13 @@ def evaluate(
         results[mode] = _mode_result(mode, per_label)
         columns.append(per_doc)
 
+    concepts: dict[str, ModeResult] = {}
+    if carries_ids(pairing):
+        for mode in CONCEPT_MODES:
+            per_doc, per_label = concept_counts(pairing, mode)
+            concepts[mode] = _mode_result(mode, per_label)
+            columns.append(per_doc)
+
     relations = None
     if has_relations([pairing]):
         basis = choose_basis([pairing], relation_basis)
@@ -121,12 +130,15 @@ def evaluate(
         totals = resampled_totals(np.hstack(columns), bootstrap, seed)
         for k, mode in enumerate(modes):
             results[mode] = _with_ci(results[mode], totals[:, 3 * k : 3 * k + 3])
+        for k, mode in enumerate(concepts, start=len(modes)):
+            concepts[mode] = _with_ci(concepts[mode], totals[:, 3 * k : 3 * k + 3])
         if relations is not None:
             relations = _with_ci(relations, totals[:, -3:])
 
     return EvaluationReport(
         results=results,
         relations=relations,
+        concepts=concepts,
         documents=len(pairing.pairs),
         missing_ids=pairing.missing_ids,
         notes=_check_notes(notes),

@@ -113,6 +113,9 @@ class EvaluationReport:
     documents: int
     missing_ids: tuple[str, ...]
     """Gold documents without a prediction, scored as predicting nothing."""
+    concepts: dict[str, ModeResult] = field(default_factory=dict)
+    """Concept-ID scores (``concept-mention``, ``concept-document``) when both sides carry
+    IDs; empty otherwise."""
     notes: dict[str, int] = field(default_factory=dict)
     """Counts passed in by the caller (e.g. hallucinated strings an LLM parser dropped)."""
     bootstrap: int = 0
@@ -156,6 +159,7 @@ class EvaluationReport:
                 "method": CI_METHOD,
             },
             "entities": {mode: r.to_dict() for mode, r in self.results.items()},
+            "concepts": {mode: r.to_dict() for mode, r in self.concepts.items()} or None,
             "relations": self.relations.to_dict() if self.relations else None,
         }
 
@@ -182,6 +186,16 @@ class EvaluationReport:
         for mode, r in self.results.items():
             lines += ["", f"### Per label, {mode}", ""]
             lines += _label_rows_markdown(r.per_label)
+        if self.concepts:
+            lines += ["", "## Concept IDs", "",
+                      f"| Scope | Precision | Recall | F1 |{ci_head} TP | FP | FN |",
+                      "|---|---:|---:|---:|" + ("---:|" if ci else "") + "---:|---:|---:|"]
+            for mode, r in self.concepts.items():
+                for name, s in [("micro", r.micro), *r.per_label.items()]:
+                    lines.append(f"| {mode} {_md(name)} | {_pct(s.precision)} | "
+                                 f"{_pct(s.recall)} | {_pct(s.f1)} |"
+                                 + (f" {_interval(s.f1_ci)} |" if ci else "")
+                                 + f" {s.tp} | {s.fp} | {s.fn} |")
         if self.relations is not None:
             rel = self.relations
             m = rel.micro
@@ -207,6 +221,8 @@ class EvaluationReport:
         parts: list[Any] = [self._summary_table()]
         if self.results:
             parts.append(self._label_table())
+        if self.concepts:
+            parts.append(self._concept_table())
         if self.relations is not None:
             parts.append(self._relation_table())
         if self.notes:
@@ -244,6 +260,17 @@ class EvaluationReport:
                            str(s.tp), str(s.fp), str(s.fn),
                            *[_pct(o.f1) if o else "-" for o in other])
         return labels
+
+    def _concept_table(self):
+        ci = self.bootstrap > 0
+        table = _table("Concept IDs", ["Scope"],
+                       ["P", "R", "F1", *self._ci_columns(), "TP", "FP", "FN"])
+        for mode, r in self.concepts.items():
+            for name, s in [("[bold]micro[/bold]", r.micro), *r.per_label.items()]:
+                table.add_row(f"{mode} {name}", _pct(s.precision), _pct(s.recall),
+                              _pct(s.f1), *([_interval(s.f1_ci)] if ci else []), str(s.tp),
+                              str(s.fp), str(s.fn))
+        return table
 
     def _relation_table(self):
         rel = self.relations

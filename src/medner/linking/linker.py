@@ -1,0 +1,112 @@
+"""Concept linking: give each predicted span the concept IDs of its name.
+
+Order per span, first that answers wins: the span's text under the exact, loose and
+word-order keys; for an abbreviation defined in the document ("... cyclosporine (CsA)"),
+the same keys on its long form; then the nearest indexed name in embedding space, kept when
+its cosine similarity reaches ``threshold``. A span left unlinked keeps ``ids == ()``.
+Spans that already carry IDs (gold spans) are left as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+
+from medner.abbreviations import find_abbreviations
+from medner.document import Document
+from medner.linking.embed import NameEmbedder
+from medner.linking.index import ConceptIndex
+from medner.linking.names import exact_key
+
+MATCH_SCORES = {"exact": 1.0, "loose": 0.95, "word-order": 0.9}
+"""``Span.link_score`` of a string match, by key (an embedding match scores its cosine)."""
+ABBREVIATION_FACTOR = 0.98
+"""A match through an abbreviation's long form is as good as the long form's, a little less."""
+DEFAULT_THRESHOLD = 0.8
+
+
+class Linker:
+    def __init__(self, index: ConceptIndex, embedder: NameEmbedder | None = None, *,
+                 threshold: float = DEFAULT_THRESHOLD) -> None:
+        self.index = index
+        self.embedder = embedder if embedder is not None else NameEmbedder(
+            index.meta["embedding_model"])
+        self.threshold = threshold
+
+    @classmethod
+    def load(cls, folder: str | Path, *, threshold: float | None = None) -> Linker:
+        index = ConceptIndex.load(folder)
+        return cls(index, threshold=threshold if threshold is not None else float(
+            index.meta.get("threshold", DEFAULT_THRESHOLD)))
+
+    def link(self, documents: Iterable[Document]) -> list[Document]:
+        documents = list(documents)
+        spans = [list(doc.spans) for doc in documents]
+        unmatched: list[tuple[int, int, str]] = []  # (document, span, name to embed)
+        for d, doc in enumerate(documents):
+            long_forms = {doc.text[a.short[0]:a.short[1]]: doc.text[a.long[0]:a.long[1]]
+                          for a in find_abbreviations(doc.text)}
+            for s, span in enumerate(spans[d]):
+                if span.ids:
+                    continue
+                linked = self._by_string(span.text, span.label)
+                name = long_forms.get(span.text, span.text)
+                if linked is None and name != span.text:
+                    found = self._by_string(name, span.label)
+                    linked = None if found is None else (found[0],
+                                                         found[1] * ABBREVIATION_FACTOR)
+                if linked is not None:
+                    spans[d][s] = replace(span, ids=linked[0], link_score=linked[1])
+                else:
+                    unmatched.append((d, s, name))
+        if unmatched:
+            vectors = self.embedder([name for _, _, name in unmatched])
+            labels = [spans[d][s].label for d, s, _ in unmatched]
+            for (d, s, _), hit in zip(unmatched, self.index.nearest(vectors, labels),
+                                      strict=True):
+                if hit is not None and hit[1] >= self.threshold:
+                    spans[d][s] = replace(spans[d][s], ids=hit[0], link_score=round(hit[1], 4))
+        return [self._with_names(self._relations_on_ids(doc.with_spans(doc_spans)))
+                for doc, doc_spans in zip(documents, spans, strict=True)]
+
+    def _relations_on_ids(self, doc: Document) -> Document:
+        """Concept relations whose sides are names (an LLM writes "cocaine") restated on
+        concept IDs: the IDs linked to a span of that name in the document, else the index's
+        own match for the name. A side that links to nothing keeps its name; a composite side
+        gives one relation per ID."""
+        if not doc.relations:
+            return doc
+        known = {i for span in doc.spans for i in span.ids}
+        by_name: dict[str, tuple[str, ...]] = {}
+        for span in doc.spans:
+            if span.ids:
+                by_name.setdefault(exact_key(span.text), span.ids)
+
+        def ids_of(side: str) -> tuple[str, ...]:
+            if side in known:
+                return (side,)
+            linked = by_name.get(exact_key(side)) or (self.index.lookup(side, None) or ((),))[0]
+            return linked or (side,)
+
+        relations = [replace(relation, head=head, tail=tail)
+                     for relation in doc.relations
+                     for head in (ids_of(relation.head) if relation.args == "concept"
+                                  else (relation.head,))
+                     for tail in (ids_of(relation.tail) if relation.args == "concept"
+                                  else (relation.tail,))]
+        return replace(doc, relations=tuple(dict.fromkeys(relations)))
+
+    def _by_string(self, name: str, label: str) -> tuple[tuple[str, ...], float] | None:
+        found = self.index.lookup(name, label)
+        return None if found is None else (found[0], MATCH_SCORES[found[1]])
+
+    def _with_names(self, doc: Document) -> Document:
+        """The preferred name of every concept the document's spans carry, in
+        ``metadata["concepts"]`` (JSON output, brat ``N`` lines, the web page)."""
+        names = {c: self.index.name_of(c) for s in doc.spans for c in s.ids}
+        known = {c: n for c, n in sorted(names.items()) if n is not None}
+        return replace(doc, metadata={**doc.metadata, "concepts": known}) if known else doc
+
+
+__all__ = ["DEFAULT_THRESHOLD", "Linker"]

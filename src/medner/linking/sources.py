@@ -1,0 +1,130 @@
+"""Where concept names come from: annotated corpora, NLM's MeSH XML, and plain TSV files.
+
+Each reader yields ``ConceptName`` records; ``medner.linking.index.build_index`` gathers them.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from medner.document import Document
+from medner.errors import MednerError
+
+NO_CONCEPT = frozenset({"", "-1"})
+"""ID values that mean "no concept" (PubTator writes -1)."""
+
+MESH_TREE_LABELS: Mapping[str, str] = {"C": "Disease", "F03": "Disease", "D": "Chemical"}
+"""MeSH tree-number prefixes -> entity label (C diseases, F03 mental disorders, D chemicals
+and drugs): the BC5CDR and NCBI-disease types. The longest matching prefix wins."""
+
+MESH_SCR_LABELS: Mapping[str, str] = {"1": "Chemical", "3": "Disease"}
+"""MeSH supplementary-record classes -> label (1 chemical, 3 rare disease)."""
+
+
+@dataclass(frozen=True)
+class ConceptName:
+    concepts: tuple[str, ...]
+    """The concept ID, or several for a composite mention ("ovarian and breast cancer")."""
+    name: str
+    label: str | None
+    preferred: bool = False
+    """The vocabulary's preferred name for the concept (MeSH heading, TSV name column)."""
+
+
+def names_from_corpus(documents: Iterable[Document]) -> Iterator[ConceptName]:
+    """Every gold mention that carries concept IDs; mentions without one are skipped."""
+    for doc in documents:
+        for span in doc.spans:
+            ids = tuple(i for i in span.ids if i not in NO_CONCEPT)
+            if ids:
+                yield ConceptName(ids, span.text, span.label)
+
+
+def _mesh_label(tree_numbers: list[str], labels: Mapping[str, str]) -> str | None:
+    best = None
+    for number in tree_numbers:
+        for prefix, label in labels.items():
+            if number.startswith(prefix) and (best is None or len(prefix) > len(best[0])):
+                best = (prefix, label)
+    return best[1] if best else None
+
+
+def read_mesh_xml(path: str | Path, *, tree_labels: Mapping[str, str] = MESH_TREE_LABELS,
+                  scr_labels: Mapping[str, str] = MESH_SCR_LABELS) -> Iterator[ConceptName]:
+    """Names of the records in an NLM MeSH file: ``desc20XX.xml`` (DescriptorRecordSet) or
+    ``supp20XX.xml`` (SupplementalRecordSet). Records whose tree numbers (descriptors) or
+    class (supplementary records) map to no label are skipped. Streams: the full MeSH files
+    are hundreds of MB."""
+    path = Path(path)
+    records = {"DescriptorRecordSet": "DescriptorRecord",
+               "SupplementalRecordSet": "SupplementalRecord"}
+    record_tag = None
+    try:
+        for event, element in ET.iterparse(path, events=("start", "end")):
+            if record_tag is None:
+                record_tag = records.get(element.tag)
+                if record_tag is None:
+                    raise MednerError(f"{path}: not a MeSH XML file (its root element is "
+                                      f"<{element.tag}>, expected <DescriptorRecordSet> or "
+                                      "<SupplementalRecordSet>)")
+            if event == "end" and element.tag == record_tag:
+                yield from _mesh_record(element, path, tree_labels, scr_labels)
+                element.clear()
+    except ET.ParseError as exc:
+        line, column = exc.position
+        raise MednerError(f"{path}, line {line}, column {column}: not well-formed XML "
+                          f"({exc.msg if hasattr(exc, 'msg') else exc})") from None
+    except FileNotFoundError:
+        raise MednerError(f"MeSH file {path} does not exist") from None
+
+
+def _mesh_record(record: ET.Element, path: Path, tree_labels: Mapping[str, str],
+                 scr_labels: Mapping[str, str]) -> Iterator[ConceptName]:
+    descriptor = record.tag == "DescriptorRecord"
+    ui = record.findtext("DescriptorUI" if descriptor else "SupplementalRecordUI", "").strip()
+    heading = record.findtext("DescriptorName/String" if descriptor
+                              else "SupplementalRecordName/String", "").strip()
+    if not ui or not heading:
+        raise MednerError(f"{path}: a <{record.tag}> without its UI or name")
+    if descriptor:
+        label = _mesh_label([t.text or "" for t in record.iterfind("TreeNumberList/TreeNumber")],
+                            tree_labels)
+    else:
+        label = scr_labels.get(record.get("SCRClass", ""))
+    if label is None:
+        return
+    yield ConceptName((ui,), heading, label, preferred=True)
+    for term in record.iterfind("ConceptList/Concept/TermList/Term/String"):
+        if term.text and term.text.strip() != heading:
+            yield ConceptName((ui,), term.text.strip(), label)
+
+
+def read_tsv(path: str | Path) -> Iterator[ConceptName]:
+    """A vocabulary as TSV: ``id``, ``name``, ``synonyms`` (``|``-separated, may be empty)
+    and an optional ``label``. A first line starting ``id<TAB>`` is a header."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MednerError(f"cannot read vocabulary {path}: {exc}") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip() or (number == 1 and line.lower().startswith("id\t")):
+            continue
+        columns = line.split("\t")
+        if len(columns) < 3 or not columns[0].strip() or not columns[1].strip():
+            raise MednerError(f"{path}, line {number}: expected id, name and synonyms "
+                              f"separated by tabs (synonyms may be empty), got "
+                              f"{len(columns)} column(s): {line[:80]!r}")
+        concept, name = columns[0].strip(), columns[1].strip()
+        label = columns[3].strip() or None if len(columns) > 3 else None
+        yield ConceptName((concept,), name, label, preferred=True)
+        for synonym in columns[2].split("|"):
+            if synonym.strip():
+                yield ConceptName((concept,), synonym.strip(), label)
+
+
+__all__ = ["MESH_SCR_LABELS", "MESH_TREE_LABELS", "NO_CONCEPT", "ConceptName",
+           "names_from_corpus", "read_mesh_xml", "read_tsv"]
