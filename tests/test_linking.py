@@ -10,8 +10,15 @@ import pytest
 
 from medner.document import Document, Relation, Span
 from medner.errors import MednerError
-from medner.linking import (ConceptIndex, ConceptName, Linker, build_index, names_from_corpus,
-                            read_mesh_xml, read_tsv)
+from medner.linking import (
+    ConceptIndex,
+    ConceptName,
+    Linker,
+    build_index,
+    names_from_corpus,
+    read_mesh_xml,
+    read_tsv,
+)
 from medner.linking.names import bag_key, exact_key, loose_key
 
 MESH = Path(__file__).parent / "fixtures" / "mesh"
@@ -256,3 +263,33 @@ def test_a_model_folder_with_a_linker_links_in_every_output(embedder, tmp_path, 
     malaria = next(line.split("\t")[0] for line in ann if line.endswith("\tMalaria"))
     assert f"Reference {malaria} MESH:D008288\tMalaria" in {line.split("\t", 1)[1]
                                                            for line in ann if line[0] == "N"}
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from medner.serve.app import create_app
+
+    response = TestClient(create_app(loaded)).post("/v1/extract", json={"text": text})
+    (served,) = response.json()["documents"]
+    assert {s["text"]: s["ids"] for s in served["spans"]}["Malaria"] == ["D008288"]
+    assert served["concepts"]["D008288"] == "Malaria"
+
+
+def test_evaluate_refuses_an_index_built_from_the_scored_documents(embedder, tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from medner.cli import app
+    from medner.io import write_corpus
+
+    model = tmp_path / "model"
+    shutil.copytree(Path(__file__).parent / "saved_folders" / "encoder", model)
+    gold = [doc("a", "she was suffering from Malaria and fever so she used amodiaquine",
+                [("Malaria", "DISEASE", ("D008288",))])]
+    build_index(names_from_corpus(gold), embedder, sources=[], documents=gold).save(
+        model / "linker")
+    write_corpus(gold, tmp_path / "gold.jsonl")
+    result = CliRunner().invoke(app, ["evaluate", str(model), "--data",
+                                      str(tmp_path / "gold.jsonl")])
+    assert result.exit_code != 0
+    assert "built from the annotations of 1 of the documents to score" in str(result.exception)

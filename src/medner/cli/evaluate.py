@@ -32,6 +32,13 @@ def predict_with_model(
     from medner.backends import load  # torch is imported only when a model is used
 
     model = load(model_path, **load_options)
+    linker = getattr(model, "linker", None)
+    leaked = linker.index.annotated_documents(gold) if linker is not None else []
+    if leaked:
+        raise MednerError(
+            f"{model_path}: its concept index was built from the annotations of {len(leaked)} "
+            f"of the documents to score (e.g. {', '.join(leaked[:3])}); concept scores would "
+            "be inflated. Rebuild the index without them (`medner kb build --model ...`).")
     gold, _ = apply_schema(gold, model.schema)
     predicted = model.predict(gold)
     return gold, predicted, dict(getattr(model, "last_notes", None) or {})

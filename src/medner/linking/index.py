@@ -50,7 +50,8 @@ class ConceptIndex:
 
     def __post_init__(self) -> None:
         self.labels = {e.label for e in self.entries if e.label is not None}
-        # matcher -> (key, label) -> concepts -> count; label None holds every label too
+        # matcher -> (key, label) -> concepts -> weight. A name without a label (a vocabulary
+        # that gives none) is a candidate for every label; label None looks in all names.
         self._by_key: dict[str, dict[tuple[str, str | None], Counter]] = {}
         for matcher, key_of in KEYS:
             table: dict[tuple[str, str | None], Counter] = defaultdict(Counter)
@@ -58,13 +59,15 @@ class ConceptIndex:
                 key = key_of(entry.name)
                 if key:
                     weight = entry.count + (0.5 if entry.preferred else 0.0)
-                    table[(key, entry.label)][entry.concepts] += weight
-                    table[(key, None)][entry.concepts] += weight
+                    labels = {entry.label} if entry.label is not None else self.labels
+                    for label in (*labels, None):
+                        table[(key, label)][entry.concepts] += weight
             self._by_key[matcher] = dict(table)
         self._vector_rows: dict[str | None, np.ndarray] = {None: np.arange(len(self.entries))}
         for label in self.labels:
             self._vector_rows[label] = np.array(
-                [i for i, e in enumerate(self.entries) if e.label == label], dtype=np.int64)
+                [i for i, e in enumerate(self.entries) if e.label in (label, None)],
+                dtype=np.int64)
         self._searchers: dict[str | None, Any] = {}
 
     def _label(self, label: str | None) -> str | None:

@@ -62,6 +62,10 @@ class SpanOut(BaseModel):
     label: str
     text: str = Field(description="The text at [start, end).")
     score: float | None = Field(description="Model confidence in [0, 1].")
+    ids: list[str] = Field(default_factory=list, description="Concept IDs (e.g. MeSH) from "
+                           "the model folder's linker; empty when unlinked.")
+    link_score: float | None = Field(default=None, description="How sure linking was of "
+                                     "ids: 1 for an exact name, else a similarity.")
 
 
 class RelationOut(BaseModel):
@@ -76,6 +80,8 @@ class DocumentOut(BaseModel):
     text: str
     spans: list[SpanOut]
     relations: list[RelationOut]
+    concepts: dict[str, str] = Field(default_factory=dict, description="Preferred name of "
+                                     "each concept ID in spans and relations.")
 
 
 class ExtractResponse(BaseModel):
@@ -113,7 +119,8 @@ def document_json(doc: Document) -> dict[str, Any]:
         out.setdefault("score", None)
         spans.append(out)
     return {"id": doc.id, "text": doc.text, "spans": spans,
-            "relations": [r.to_dict() for r in doc.relations]}
+            "relations": [r.to_dict() for r in doc.relations],
+            "concepts": dict(doc.metadata.get("concepts", {}))}
 
 
 def _base_model(base: Any) -> dict[str, Any]:

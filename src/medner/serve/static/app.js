@@ -95,7 +95,7 @@ function renderLegend(spans) {
   }
 }
 
-function renderHighlighted(text, spans) {
+function renderHighlighted(text, spans, concepts) {
   const box = $("highlighted");
   box.replaceChildren();
   let pos = 0;
@@ -109,7 +109,8 @@ function renderHighlighted(text, spans) {
     mark.dataset.start = span.start;
     mark.dataset.end = span.end;
     mark.style.background = colourOf(span.label);
-    mark.title = span.label + (span.score == null ? "" : " (" + span.score.toFixed(3) + ")");
+    mark.title = span.label + (span.score == null ? "" : " (" + span.score.toFixed(3) + ")") +
+      (span.ids && span.ids.length ? ": " + span.ids.map((id) => conceptText(id, concepts)).join(", ") : "");
     mark.append(document.createTextNode(text.slice(span.start, span.end)));
     const tag = document.createElement("span");
     tag.className = "tag";
@@ -122,6 +123,10 @@ function renderHighlighted(text, spans) {
   box.append(document.createTextNode(text.slice(pos)));
 }
 
+function conceptText(id, concepts) {
+  return concepts && concepts[id] ? id + " " + concepts[id] : id;
+}
+
 function cell(row, value, className) {
   const td = document.createElement("td");
   td.textContent = value;
@@ -130,7 +135,7 @@ function cell(row, value, className) {
   return td;
 }
 
-function renderTable(spans) {
+function renderTable(spans, concepts) {
   const body = $("entities").querySelector("tbody");
   body.replaceChildren();
   spans.forEach((span, i) => {
@@ -145,10 +150,23 @@ function renderTable(spans) {
     cell(row, String(span.start), "num");
     cell(row, String(span.end), "num");
     cell(row, span.score == null ? "" : span.score.toFixed(3), "num");
+    cell(row, (span.ids || []).map((id) => conceptText(id, concepts)).join(", "), "concept");
     body.append(row);
   });
   $("entities").hidden = spans.length === 0;
   $("empty").hidden = spans.length !== 0;
+}
+
+function renderRelations(relations, concepts) {
+  const list = $("relations");
+  list.replaceChildren();
+  for (const r of relations) {
+    const item = document.createElement("li");
+    item.textContent = r.label + ": " + conceptText(r.head, concepts) + " \u2192 " +
+      conceptText(r.tail, concepts);
+    list.append(item);
+  }
+  $("relations-box").hidden = relations.length === 0;
 }
 
 async function extract() {
@@ -173,8 +191,9 @@ async function extract() {
     const doc = result.documents[0];
     state.last = doc;
     renderLegend(doc.spans);
-    renderHighlighted(doc.text, doc.spans);
-    renderTable(doc.spans);
+    renderHighlighted(doc.text, doc.spans, doc.concepts);
+    renderTable(doc.spans, doc.concepts);
+    renderRelations(doc.relations, doc.concepts);
     $("results").hidden = false;
     const n = doc.spans.length;
     setStatus(n + (n === 1 ? " entity" : " entities") + " found.", false);
