@@ -16,6 +16,7 @@ from medner.document import Document, documents_from_texts
 
 LINKER_FOLDER = "linker"
 RELATIONS_FOLDER = "relations"
+LINK_FIELDS = frozenset({"tsv", "mesh", "threshold", "embedding_model"})
 
 
 class Pipeline:
@@ -70,4 +71,81 @@ def with_stages(model: Any, folder: Path) -> Any:
     return model if linker is None and relations is None else Pipeline(model, linker, relations)
 
 
-__all__ = ["LINKER_FOLDER", "RELATIONS_FOLDER", "Pipeline", "with_stages"]
+def stage_tables(config_path: str | Path | None) -> dict[str, dict[str, Any]]:
+    """The ``[link]`` and ``[relations]`` tables of a training config, if it has them."""
+    if config_path is None:
+        return {}
+    import tomllib
+
+    from medner.errors import ConfigError
+
+    try:
+        raw = tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{config_path}: cannot read config: {exc}") from None
+    tables = {name: raw[name] for name in ("link", "relations") if name in raw}
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{config_path}: [{name}] must be a table")
+    unknown = sorted(set(tables.get("link", {})) - LINK_FIELDS)
+    if unknown:
+        raise ConfigError(f"{config_path}: [link] has no field(s) {', '.join(unknown)}; it "
+                          f"takes {', '.join(sorted(LINK_FIELDS))}")
+    if "relations" in tables:
+        relation_config(tables["relations"], config_path)
+    return tables
+
+
+def relation_config(table: dict[str, Any], config_path: str | Path):
+    from medner.errors import ConfigError
+    from medner.relations.config import RelationConfig
+
+    try:
+        return RelationConfig(**table)
+    except TypeError as exc:
+        raise ConfigError(f"{config_path}: [relations]: {exc}") from None
+
+
+def train_stages(folder: Path, train_path: str | Path, tables: dict[str, dict[str, Any]], *,
+                 config_path: str | Path, log=print) -> list[str]:
+    """Add the stages a config's ``[link]`` and ``[relations]`` tables ask for to a trained
+    model folder, from its training corpus (mentions with concept IDs, gold relations).
+
+    ``[link]``: ``tsv``, ``mesh`` (lists of vocabulary files, relative to the config),
+    ``threshold``, ``embedding_model``. ``[relations]``: any ``RelationConfig`` field.
+    """
+    from medner.io import read_corpus
+
+    base = Path(config_path).parent
+    train = read_corpus(train_path).documents
+    done = []
+    if "link" in tables:
+        from medner.linking import build_index, names_from_corpus, read_mesh_xml, read_tsv
+        from medner.linking.embed import NameEmbedder
+        from medner.linking.linker import DEFAULT_THRESHOLD
+
+        link = tables["link"]
+        names = list(names_from_corpus(train))
+        sources = [{"kind": "corpus", "path": str(train_path), "names": len(names)}]
+        for kind, reader in (("tsv", read_tsv), ("mesh", read_mesh_xml)):
+            for name in link.get(kind, []):
+                found = list(reader(base / name))
+                names += found
+                sources.append({"kind": kind, "path": str(base / name), "names": len(found)})
+        index = build_index(names, NameEmbedder(link.get("embedding_model", "minilm-l6")),
+                            sources=sources, documents=train)
+        index.meta["threshold"] = float(link.get("threshold", DEFAULT_THRESHOLD))
+        index.save(folder / LINKER_FOLDER)
+        log(f"linker: {len(index.concepts):,} concepts, {len(index.entries):,} names")
+        done.append("linker")
+    if "relations" in tables:
+        from medner.relations import train_relations
+
+        train_relations(train, out=folder / RELATIONS_FOLDER,
+                        config=relation_config(tables["relations"], config_path), log=log)
+        done.append("relations")
+    return done
+
+
+__all__ = ["LINKER_FOLDER", "RELATIONS_FOLDER", "Pipeline", "stage_tables", "train_stages",
+           "with_stages"]

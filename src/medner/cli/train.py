@@ -20,6 +20,7 @@ from rich.markup import escape
 
 from medner.core.config import removed_options_error
 from medner.errors import ConfigError
+from medner.pipeline import stage_tables, train_stages
 
 # backend name -> package with ``config`` (``field_types``, ``field_help``, ``defaults``,
 # ``load_config``) and ``train`` (``train(config, log=, progress=)``) modules
@@ -116,7 +117,8 @@ def choose_backend(flag: str | None, config_path: Path | None) -> str:
 
 def run_train(backend: str | None, config_path: Path | None, overrides: dict[str, Any]):
     """What the command does, importable: pick the backend, load its config, apply flags,
-    train. ``overrides`` holds every flag; ``None`` means not given."""
+    train; then the linker and relation stages the config's ``[link]`` and ``[relations]``
+    tables ask for. ``overrides`` holds every flag; ``None`` means not given."""
     backend = choose_backend(backend, config_path)
     removed = {name: why for name, (_, why) in removed_flags().items()
                if overrides.get(name) is not None}
@@ -138,8 +140,13 @@ def run_train(backend: str | None, config_path: Path | None, overrides: dict[str
         values["report_to"] = tuple(v for item in values["report_to"]
                                     for v in item.replace(",", " ").split())
     config = _config_module(backend).load_config(config_path, values)
+    stages = stage_tables(config_path)  # read before hours of training: fail early
     trainer = importlib.import_module(f"{TRAINABLE_BACKENDS[backend]}.train")
-    return trainer.train(config, log=lambda msg: typer.echo(msg, err=True), progress=True)
+    result = trainer.train(config, log=lambda msg: typer.echo(msg, err=True), progress=True)
+    if stages:
+        train_stages(result.path, config.train, stages, config_path=config_path,
+                     log=lambda msg: typer.echo(msg, err=True))
+    return result
 
 
 def _build_command():
