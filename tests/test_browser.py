@@ -178,3 +178,43 @@ def test_chromium_is_debians(browser):
     version = subprocess.run([str(CHROMIUM), "--version"], capture_output=True, text=True,
                              check=True).stdout  # e.g. "Chromium 156.0.8078.73 built on Debian"
     assert browser.version and browser.version in version, (browser.version, version)
+
+
+class _NamesEveryConcept:
+    """A stand-in linker and relation stage: the page is under test here, not the models."""
+
+    def link(self, documents):
+        from dataclasses import replace
+
+        return [replace(d.with_spans([replace(s, ids=(f"ID{k}",)) for k, s in
+                                      enumerate(d.spans)]),
+                        metadata={"concepts": {f"ID{k}": f"concept {k}"
+                                               for k in range(len(d.spans))}})
+                for d in documents]
+
+    def predict(self, documents):
+        from dataclasses import replace
+
+        from medner.document import Relation
+
+        return [replace(d, relations=(Relation("CID", "ID0", "ID1"),)) for d in documents]
+
+
+def test_concepts_and_relations_are_shown(model, page):
+    from medner.pipeline import Pipeline
+
+    stage = _NamesEveryConcept()
+    chain = Pipeline(model, linker=stage, relations=stage)
+    text = " ".join(d["text"] + "." for d in TRAIN_DOCS)
+    assert len(chain.extract(text)[0].spans) >= 2
+    with running_server(create_app(chain)) as url:
+        page.goto(url)
+        page.fill("#text", text)
+        page.click("#extract")
+        page.wait_for_selector("#entities tbody tr")
+        first = page.locator("#entities tbody tr").nth(0).locator("td").all_inner_texts()
+        assert first[-1] == "ID0 concept 0"
+        assert "ID0 concept 0" in page.locator("#highlighted mark.entity").nth(0).get_attribute(
+            "title")
+        assert page.inner_text("#relations") == "CID: ID0 concept 0 \u2192 ID1 concept 1"
+        assert page.is_visible("#relations-box")
