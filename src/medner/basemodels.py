@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from medner.errors import ConfigError
+from medner.errors import ConfigError, MednerError
 
 Source = Literal["packaged", "folder", "hub"]
 
@@ -112,3 +113,27 @@ def resolve(name: str) -> ResolvedModel:
             f"{install_hint(PACKAGED['minilm-l6'])}"
         )
     return ResolvedModel(name, "hub", name)
+
+
+def load_encoder_base(name: str, purpose: str, load_model: Callable[[str], Any]
+                      ) -> tuple[ResolvedModel, Any, Any]:
+    """(resolved ``name``, its fast tokenizer, ``load_model(path)``) for a model that needs an
+    encoder with character offsets; ``purpose`` ("the encoder backend") names the user in
+    errors. Every encoder-based trainer loads its base through here, so all say alike why a
+    base does not fit."""
+    from transformers import AutoTokenizer
+
+    base = resolve(name)
+    if base.gguf_file:
+        raise ConfigError(f"base model {name!r} is a GGUF language model; {purpose} needs an "
+                          "encoder (e.g. minilm-l6 or a BERT folder)")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base.path)
+        model = load_model(base.path)
+    except OSError as exc:
+        where = "the Hugging Face Hub (no network?)" if base.source == "hub" else base.path
+        raise MednerError(f"cannot load base model {name!r} from {where}: {exc}") from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise ConfigError(f"base model {name!r} has no fast tokenizer (tokenizer.json); "
+                          f"{purpose} finds text by character offsets")
+    return base, tokenizer, model

@@ -17,7 +17,6 @@ and cut into fixed-length blocks.
 from __future__ import annotations
 
 import math
-import random
 import shutil
 import tempfile
 import time
@@ -31,6 +30,7 @@ from medner.core.data import Log
 from medner.core.folder import FORMAT_VERSION
 from medner.document import Document, corpus_fingerprint
 from medner.errors import ConfigError, MednerError
+from medner.split import check_leak, hold_out
 
 Objective = Literal["mlm", "clm"]
 
@@ -113,8 +113,6 @@ def exclude_documents(docs: list[Document], excluded: list[Document]
     The kept documents are checked against ``excluded`` once more with the same check, so a
     mistake here cannot pass silently; ``overlap_after_exclusion`` is that re-check's count.
     """
-    from medner.split import check_leak
-
     leak = check_leak(excluded, docs)
     drop = leak.leaked_positions(side=1)
     kept = [d for i, d in enumerate(docs) if i not in drop]
@@ -141,12 +139,7 @@ def held_out_split(docs: list[Document], fraction: float, seed: int
     if len(docs) < 2:
         raise MednerError(f"pretraining needs at least 2 documents (one held out for "
                           f"perplexity); got {len(docs)}")
-    order = list(range(len(docs)))
-    random.Random(seed).shuffle(order)
-    n_held = min(len(docs) - 1, max(1, round(fraction * len(docs))))
-    held = set(order[:n_held])
-    return ([d for i, d in enumerate(docs) if i not in held],
-            [d for i, d in enumerate(docs) if i in held])
+    return hold_out(docs, fraction, seed)
 
 
 def make_blocks(tokenizer, texts: Sequence[str], block_size: int) -> list[list[int]]:

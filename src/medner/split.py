@@ -101,6 +101,19 @@ the tutorial's instruction files (a bound of 200 missed them); across the shared
 text of any length was found inside another by chance."""
 
 
+def hold_out(documents: Sequence[Document], fraction: float, seed: int
+             ) -> tuple[list[Document], list[Document]]:
+    """(rest, held-out part): a seeded sample of ``fraction`` of the documents, at least one
+    on each side (callers check there are two). Trainers hold out a part of TRAIN with it to
+    choose a threshold or an epoch without touching dev."""
+    order = list(range(len(documents)))
+    random.Random(seed).shuffle(order)
+    size = min(len(documents) - 1, max(1, round(fraction * len(documents))))
+    held = set(order[:size])
+    return ([d for k, d in enumerate(documents) if k not in held],
+            [d for k, d in enumerate(documents) if k in held])
+
+
 def _containments(containers: list[str], contained: list[str]) -> list[tuple[int, int]]:
     """(container position, contained position) for every long text of ``contained`` that
     lies strictly inside a text of ``containers`` (both normalised texts), one pair per

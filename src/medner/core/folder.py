@@ -10,7 +10,8 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,24 @@ def folder_header(backend: str, out: str | Path) -> dict[str, Any]:
             "medner_version": medner_version(),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "folder_name": Path(out).name}
+
+
+@contextmanager
+def loading_weights(folder: str | Path) -> Iterator[None]:
+    """Load weights quietly (no progress bars: `medner extract` prints only its results), an
+    unreadable file an error that names the folder."""
+    from transformers.utils import logging as hf_logging
+
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    except (OSError, ValueError) as exc:
+        raise MednerError(f"model folder {folder}: cannot load weights or tokenizer: "
+                          f"{exc}") from None
+    finally:
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
 
 
 def medner_version() -> str:

@@ -17,12 +17,14 @@ class NameEmbedder:
         from transformers import AutoModel, AutoTokenizer
 
         from medner.basemodels import resolve
+        from medner.core.folder import loading_weights
 
         self.base_model = base_model
         self.batch_size = batch_size
         path = resolve(base_model).path
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path, dtype=torch.float32).eval()
+        with loading_weights(path):
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            self.model = AutoModel.from_pretrained(path, dtype=torch.float32).eval()
         self.dimension = int(self.model.config.hidden_size)
 
     def __call__(self, names: Sequence[str]) -> np.ndarray:

@@ -20,7 +20,7 @@ from medner.backends.encoder.predict import (
 )
 from medner.backends.encoder.windows import special_layout, window_items
 from medner.core.device import move_to_device, resolve_bf16
-from medner.core.folder import SchemaFromMeta
+from medner.core.folder import SchemaFromMeta, loading_weights
 from medner.document import Document, documents_from_texts
 from medner.errors import MednerError
 
@@ -97,22 +97,12 @@ class EncoderModel(SchemaFromMeta):
             import torch
 
             torch.set_num_threads(threads)
-        from transformers.utils import logging as hf_logging
-
-        bar_was_on = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()  # keep stdout/stderr clean for `medner extract`
-        try:
+        with loading_weights(folder):
             tokenizer = AutoTokenizer.from_pretrained(str(folder))
             if model is None:
                 model = AutoModelForTokenClassification.from_pretrained(str(folder))
             members = [AutoModelForTokenClassification.from_pretrained(str(f))
                        for f in member_folders]
-        except (OSError, ValueError) as exc:
-            raise MednerError(f"model folder {folder}: cannot load weights or tokenizer: "
-                              f"{exc}") from None
-        finally:
-            if bar_was_on:
-                hf_logging.enable_progress_bar()
         if not getattr(tokenizer, "is_fast", False):
             raise MednerError(f"model folder {folder}: the tokenizer is not a fast tokenizer "
                               "(tokenizer.json); medner needs character offsets")

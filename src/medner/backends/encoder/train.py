@@ -105,29 +105,20 @@ class TrainResult:
 
 
 def _load_base(config: EncoderConfig, tags: list[str]):
-    from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForTokenClassification
 
-    from medner.basemodels import resolve
+    from medner.basemodels import load_encoder_base
 
-    base = resolve(config.base_model)
-    if base.gguf_file:
-        raise ConfigError(f"base model {config.base_model!r} is a GGUF language model; the "
-                          "encoder backend needs an encoder (e.g. minilm-l6 or a BERT folder)")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(base.path)
+    def token_classifier(path: str):
         hf_config = AutoConfig.from_pretrained(
-            base.path, num_labels=len(tags), id2label=dict(enumerate(tags)),
+            path, num_labels=len(tags), id2label=dict(enumerate(tags)),
             label2id={t: i for i, t in enumerate(tags)}, finetuning_task="ner")
         if config.dropout is not None:
             hf_config.classifier_dropout = config.dropout
-        model = AutoModelForTokenClassification.from_pretrained(base.path, config=hf_config)
-    except OSError as exc:
-        where = "the Hugging Face Hub (no network?)" if base.source == "hub" else base.path
-        raise MednerError(f"cannot load base model {config.base_model!r} from {where}: "
-                          f"{exc}") from None
-    if not getattr(tokenizer, "is_fast", False):
-        raise ConfigError(f"base model {config.base_model!r} has no fast tokenizer "
-                          "(tokenizer.json); span alignment needs character offsets")
+        return AutoModelForTokenClassification.from_pretrained(path, config=hf_config)
+
+    base, tokenizer, model = load_encoder_base(config.base_model, "the encoder backend",
+                                               token_classifier)
     limit = int(getattr(model.config, "max_position_embeddings", 512) or 512)
     if config.max_length > limit or config.predict_max_length > limit:
         raise ConfigError(f"max_length/predict_max_length exceed the base model's {limit} "
