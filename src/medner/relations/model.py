@@ -1,0 +1,188 @@
+"""A trained relation model: ``predict(documents)`` adds concept relations, ``save``/``load``
+keep it as a self-describing folder.
+
+The folder: the fine-tuned encoder (``config.json``, ``model.safetensors``) and its tokenizer
+as transformers writes them, the pair head (``head.safetensors``), and ``medner.json`` with the
+decision threshold, the pair features, the training config and the held-out scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from medner.core.device import move_to_device, resolve_bf16
+from medner.core.folder import (
+    MEDNER_JSON,
+    atomic_folder,
+    folder_header,
+    read_medner_json,
+    write_json,
+)
+from medner.document import Document, Relation
+from medner.errors import MednerError
+from medner.relations.candidates import FEATURES, DocumentCandidates, document_candidates
+from medner.relations.config import RelationConfig
+from medner.relations.encoding import EncodedDocument, encode, marker_id
+
+BACKEND = "relations"
+HEAD_FILE = "head.safetensors"
+REQUIRED_FILES = (MEDNER_JSON, "config.json", "model.safetensors", "tokenizer.json", HEAD_FILE)
+
+PairScores = dict[tuple[str, str], float]
+
+
+class RelationModel:
+    """Scores every (head concept, tail concept) pair of a document; pairs at or above
+    ``threshold`` become relations."""
+
+    backend = BACKEND
+
+    def __init__(self, network, tokenizer, config: RelationConfig, threshold: float,
+                 record: dict[str, Any] | None = None, *, path: str | None = None,
+                 batch_size: int = 8, bf16: bool = False) -> None:
+        self.network = network
+        self.tokenizer = tokenizer
+        self.config = config
+        self.threshold = float(threshold)
+        self.record = dict(record or {})
+        """How the model was trained: base model, data, held-out scores, seconds."""
+        self.path = path
+        self.batch_size = batch_size
+        self.bf16 = bf16
+        self.marker = marker_id(tokenizer, config.marker)
+
+    # ------------------------------------------------------------------ predicting
+
+    def candidates(self, document: Document) -> DocumentCandidates:
+        return document_candidates(document, self.config.head_label, self.config.tail_label)
+
+    def encode(self, candidates: DocumentCandidates) -> EncodedDocument:
+        return encode(self.tokenizer, candidates, self.marker, self.config.max_length - 2,
+                      self.config.window_overlap)
+
+    def score_pairs(self, documents: Iterable[Document]) -> list[PairScores]:
+        """For each document, the probability of the relation for each candidate pair."""
+        import torch
+
+        from medner.relations.network import make_batch
+
+        found = [self.candidates(d) for d in documents]
+        scores: list[PairScores] = [{} for _ in found]
+        todo = [k for k, c in enumerate(found) if c.pairs]
+        # longest first: documents of similar length share a batch, so padding stays small
+        todo.sort(key=lambda k: len(found[k].document.text), reverse=True)
+        self.network.eval()
+        device_type = next(self.network.parameters()).device.type
+        with torch.inference_mode(), torch.autocast(device_type, torch.bfloat16,
+                                                    enabled=self.bf16):
+            for first in range(0, len(todo), self.batch_size):
+                chunk = todo[first:first + self.batch_size]
+                batch = make_batch([self.encode(found[k]) for k in chunk],
+                                   [found[k].features for k in chunk], self.tokenizer,
+                                   self.config.max_length - 2, len(FEATURES))
+                for k, logits in zip(chunk, self.network(batch), strict=True):
+                    probabilities = torch.sigmoid(logits.float()).tolist()
+                    scores[k] = dict(zip(found[k].pairs, probabilities, strict=True))
+        return scores
+
+    def predict(self, documents: Iterable[Document]) -> list[Document]:
+        """Copies of the documents with the predicted relations; spans are unchanged. Relations
+        with another label are kept, earlier ones with this label are replaced."""
+        documents = list(documents)
+        label = self.config.relation_label
+        out = []
+        for doc, scores in zip(documents, self.score_pairs(documents), strict=True):
+            predicted = [Relation(label, head, tail, "concept")
+                         for (head, tail), p in sorted(scores.items()) if p >= self.threshold]
+            kept = [r for r in doc.relations if r.label != label]
+            out.append(replace(doc, relations=(*kept, *predicted)))
+        return out
+
+    # ------------------------------------------------------------------ folder
+
+    def save(self, out: str | Path) -> Path:
+        """Write the model folder atomically; returns its path."""
+        from safetensors.torch import save_file
+
+        meta = {**folder_header(BACKEND, out), "threshold": self.threshold,
+                "features": list(FEATURES), "training_config": self.config.to_dict(),
+                "training": self.record}
+
+        def write(folder: Path) -> None:
+            self.network.encoder.save_pretrained(str(folder))
+            self.tokenizer.save_pretrained(str(folder))
+            head = {name: tensor.detach().float().cpu().contiguous()
+                    for name, tensor in self.network.head.state_dict().items()}
+            save_file(head, str(folder / HEAD_FILE))
+            write_json(folder / MEDNER_JSON, meta)
+
+        path = atomic_folder(out, write)
+        self.path = str(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, *, threads: int | None = None, device: str | None = None,
+             bf16: bool | None = None, batch_size: int = 8) -> RelationModel:
+        """``device`` ("cuda", ...) places the model (default: CPU); ``bf16`` defaults to
+        ``MEDNER_PRECISION`` and the CPU (``medner.core.device``)."""
+        import torch
+        from safetensors.torch import load_file
+        from transformers import AutoModel, AutoTokenizer
+
+        folder = Path(path)
+        meta = check_folder(folder)
+        features = meta.get("features")
+        if features != list(FEATURES):
+            raise MednerError(f"{folder / MEDNER_JSON}: features {features} differ from this "
+                              f"medner's {list(FEATURES)}; retrain the relation model")
+        config = RelationConfig.from_dict(meta["training_config"])
+        if threads:
+            torch.set_num_threads(threads)
+        from transformers.utils import logging as hf_logging
+
+        bar_was_on = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # keep stdout/stderr clean for `medner extract`
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(folder))
+            encoder = AutoModel.from_pretrained(str(folder))
+            head = load_file(str(folder / HEAD_FILE))
+        except (OSError, ValueError) as exc:
+            raise MednerError(f"relation model folder {folder}: cannot load weights or "
+                              f"tokenizer: {exc}") from None
+        finally:
+            if bar_was_on:
+                hf_logging.enable_progress_bar()
+        from medner.relations.network import RelationNetwork
+
+        network = RelationNetwork(encoder, len(FEATURES), config.dropout)
+        try:
+            network.head.load_state_dict(head)
+        except RuntimeError as exc:
+            raise MednerError(f"{folder / HEAD_FILE}: does not fit the encoder in {folder}: "
+                              f"{exc}") from None
+        network = move_to_device(network, device, folder).eval()
+        return cls(network, tokenizer, config, float(meta["threshold"]), meta.get("training"),
+                   path=str(folder),
+                   batch_size=batch_size, bf16=resolve_bf16(bf16))
+
+
+def check_folder(folder: Path) -> dict[str, Any]:
+    """The folder's ``medner.json``, after checking it is a complete relation model folder."""
+    if not folder.is_dir():
+        raise MednerError(f"relation model folder {folder} does not exist")
+    missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
+    if missing:
+        raise MednerError(f"relation model folder {folder} is incomplete: missing "
+                          f"{', '.join(missing)}")
+    meta = read_medner_json(folder)
+    if meta["backend"] != BACKEND:
+        raise MednerError(f"{folder / MEDNER_JSON}: backend is {meta['backend']!r}, not "
+                          f"{BACKEND!r}; load it with medner.load")
+    for field in ("threshold", "training_config"):
+        if field not in meta:
+            raise MednerError(f"{folder / MEDNER_JSON}: no {field!r} field")
+    return meta
+
