@@ -8,7 +8,7 @@ CID relations on the concept-id basis), and its speed beside NER alone, in one r
         --json benchmarks/results/chain-bc5cdr.json
 
 The three folders are copied into one model folder (``linker/``, ``relations/``), the layout
-`medner kb build --model` and a config's ``[link]``/``[relations]`` tables write. Also
+`medner kb build ... --out MODEL` and a config's ``[link]``/``[relations]`` tables write. Also
 scores the linker and relation model on gold entities (gold spans, IDs removed) so the loss
 from predicted spans shows. Speeds: each path predicts all of DEV once after a warm-up, NER
 alone first; abstracts/s and the ratio.

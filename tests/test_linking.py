@@ -205,19 +205,19 @@ def test_kb_build_show_and_a_model_folder_that_links(embedder, tmp_path, monkeyp
     corpus = tmp_path / "train.jsonl"
     write_corpus(CORPUS, corpus)
     runner = CliRunner()
-    result = runner.invoke(app, ["kb", "build", "--corpus", str(corpus), "--mesh",
-                                 str(MESH / "desc-tiny.xml"), "--out", str(tmp_path / "kb")])
+    result = runner.invoke(app, ["kb", "build", str(corpus), str(MESH / "desc-tiny.xml"),
+                                 "--out", str(tmp_path / "kb")])
     assert result.exit_code == 0, result.output
     meta = json.loads((tmp_path / "kb" / "medner.json").read_text())
     assert meta["backend"] == "concept-index" and meta["threshold"] == 0.8
+    assert [s["kind"] for s in meta["sources"]] == ["corpus", "mesh"]
     shown = runner.invoke(app, ["kb", "show", str(tmp_path / "kb"), "D001241"])
     assert shown.output.split("\t")[:3] == ["D001241", "Chemical", "Aspirin"]
     missing = runner.invoke(app, ["kb", "show", str(tmp_path / "kb"), "D999999"])
     assert missing.exit_code != 0 and "D999999" in str(missing.exception)
     no_ids = tmp_path / "plain.jsonl"
     write_corpus([Document("p", "No mentions here.")], no_ids)
-    refused = runner.invoke(app, ["kb", "build", "--corpus", str(no_ids), "--out",
-                                  str(tmp_path / "kb2")])
+    refused = runner.invoke(app, ["kb", "build", str(no_ids), "--out", str(tmp_path / "kb2")])
     assert "no mention carries a concept ID" in str(refused.exception)
     assert not (tmp_path / "kb2").exists()
 
@@ -310,7 +310,7 @@ def test_one_config_trains_the_entity_model_and_its_linker(tmp_path):
     config = tmp_path / "chain.toml"
     config.write_text(f'[train]\nmax_steps = 4\nbatch_size = 2\nmax_length = 32\n'
                       f'predict_max_length = 32\nstride = 4\nbf16 = false\npatience = 0\n'
-                      f'[link]\ntsv = ["vocab.tsv"]\nthreshold = 0.9\n'
+                      f'[link]\nsources = ["vocab.tsv"]\nthreshold = 0.9\n'
                       f'embedding_model = "{base}"\n', encoding="utf-8")
     result = CliRunner().invoke(app, ["train", "-c", str(config), "--train", str(data),
                                       "--dev", str(data), "--base-model", str(base),
@@ -326,3 +326,24 @@ def test_one_config_trains_the_entity_model_and_its_linker(tmp_path):
                                        "--out", str(tmp_path / "model2")])
     assert "[relations]" in str(refused.exception)
     assert not (tmp_path / "model2").exists()  # refused before training
+
+
+def test_kb_build_into_a_model_folder_makes_its_linker(embedder, tmp_path, monkeypatch):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from medner.cli import app
+
+    monkeypatch.setattr("medner.linking.embed.NameEmbedder",
+                        lambda name="minilm-l6", **kw: embedder)
+    model = tmp_path / "model"
+    shutil.copytree(Path(__file__).parent / "saved_folders" / "encoder", model)
+    vocabulary = tmp_path / "vocab.tsv"
+    vocabulary.write_text("D008288\tMalaria\t\tDISEASE\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["kb", "build", str(vocabulary), "--out", str(model)])
+    assert result.exit_code == 0, result.output
+    assert ConceptIndex.load(model / "linker").concepts["D008288"]["name"] == "Malaria"
+    again = CliRunner().invoke(app, ["kb", "build", str(vocabulary), "--out",
+                                     str(model / "linker")])
+    assert again.exit_code == 0 and not (model / "linker" / "linker").exists()  # an index: replaced

@@ -16,7 +16,7 @@ from medner.document import Document, documents_from_texts
 
 LINKER_FOLDER = "linker"
 RELATIONS_FOLDER = "relations"
-LINK_FIELDS = frozenset({"tsv", "mesh", "threshold", "embedding_model"})
+LINK_FIELDS = frozenset({"sources", "threshold", "embedding_model"})
 
 
 class Pipeline:
@@ -111,8 +111,9 @@ def train_stages(folder: Path, train_path: str | Path, tables: dict[str, dict[st
     """Add the stages a config's ``[link]`` and ``[relations]`` tables ask for to a trained
     model folder, from its training corpus (mentions with concept IDs, gold relations).
 
-    ``[link]``: ``tsv``, ``mesh`` (lists of vocabulary files, relative to the config),
-    ``threshold``, ``embedding_model``. ``[relations]``: any ``RelationConfig`` field.
+    ``[link]``: ``sources`` (more files of names, relative to the config: MeSH XML, TSV
+    vocabularies, annotated corpora), ``threshold``, ``embedding_model``. ``[relations]``:
+    any ``RelationConfig`` field.
     """
     from medner.io import read_corpus
 
@@ -120,18 +121,19 @@ def train_stages(folder: Path, train_path: str | Path, tables: dict[str, dict[st
     train = read_corpus(train_path).documents
     done = []
     if "link" in tables:
-        from medner.linking import build_index, names_from_corpus, read_mesh_xml, read_tsv
+        from medner.linking import build_index, names_from_corpus
         from medner.linking.embed import NameEmbedder
         from medner.linking.linker import DEFAULT_THRESHOLD
+        from medner.linking.sources import read_source
 
         link = tables["link"]
         names = list(names_from_corpus(train))
         sources = [{"kind": "corpus", "path": str(train_path), "names": len(names)}]
-        for kind, reader in (("tsv", read_tsv), ("mesh", read_mesh_xml)):
-            for name in link.get(kind, []):
-                found = list(reader(base / name))
-                names += found
-                sources.append({"kind": kind, "path": str(base / name), "names": len(found)})
+        for name in link.get("sources", []):
+            source = read_source(base / name)
+            names += source.names
+            sources.append({"kind": source.kind, "path": str(base / name),
+                            "names": len(source.names)})
         index = build_index(names, NameEmbedder(link.get("embedding_model", "minilm-l6")),
                             sources=sources, documents=train)
         index.meta["threshold"] = float(link.get("threshold", DEFAULT_THRESHOLD))

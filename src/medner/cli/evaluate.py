@@ -38,7 +38,7 @@ def predict_with_model(
         raise MednerError(
             f"{model_path}: its concept index was built from the annotations of {len(leaked)} "
             f"of the documents to score (e.g. {', '.join(leaked[:3])}); concept scores would "
-            "be inflated. Rebuild the index without them (`medner kb build --model ...`).")
+            "be inflated. Rebuild the index without them (`medner kb build ... --out MODEL`).")
     gold, _ = apply_schema(gold, model.schema)
     predicted = model.predict(gold)
     return gold, predicted, dict(getattr(model, "last_notes", None) or {})

@@ -15,22 +15,14 @@ kb_app = typer.Typer(help="Build and inspect concept indexes (entity linking to 
 
 @kb_app.command("build")
 def build_command(
-    corpus: Annotated[list[Path] | None, typer.Option(
-        "--corpus", help="An annotated corpus whose mentions carry concept IDs (BC5CDR, "
-        "NCBI-disease PubTator, BioC, JSONL, ...). Repeat for several. Never the data you "
-        "will score on.")] = None,
-    mesh: Annotated[list[Path] | None, typer.Option(
-        "--mesh", help="NLM MeSH XML: descriptors (desc20XX.xml) or supplementary records "
-        "(supp20XX.xml). Repeat for several.")] = None,
-    tsv: Annotated[list[Path] | None, typer.Option(
-        "--tsv", help="A vocabulary as TSV: id, name, |-separated synonyms, optional "
-        "label. Repeat for several.")] = None,
-    out: Annotated[Path | None, typer.Option(
-        "--out", "-o", help="The index folder to write.", show_default=False)] = None,
-    model: Annotated[Path | None, typer.Option(
-        "--model", help="Instead of --out: write the index into this model folder (as "
-        "linker/), so that everything the model extracts is linked.",
-        show_default=False)] = None,
+    sources: Annotated[list[Path], typer.Argument(
+        help="Where the names come from, any mix: annotated corpora whose mentions carry "
+        "concept IDs (BC5CDR or NCBI-disease PubTator, BioC, JSONL, ...; never the data you "
+        "will score on), NLM MeSH XML (desc20XX.xml, supp20XX.xml) and .tsv vocabularies "
+        "(id, name, |-separated synonyms, optional label).", show_default=False)],
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="The index folder to write; for a trained model folder, its "
+        "linker/, so that everything the model extracts is linked.", show_default=False)],
     embedding_model: Annotated[str, typer.Option(
         "--embedding-model", help="Sentence-embedding model for names that no string key "
         "matches (packaged alias, folder or hub id).")] = "minilm-l6",
@@ -41,36 +33,24 @@ def build_command(
     """Gather concept names into an index folder (written atomically)."""
     from rich.console import Console
 
-    from medner.io import read_corpus
-    from medner.linking import build_index, names_from_corpus, read_mesh_xml, read_tsv
+    from medner.core.folder import read_json
+    from medner.linking import build_index
     from medner.linking.embed import NameEmbedder
+    from medner.linking.index import INDEX_KIND
+    from medner.linking.sources import read_source
     from medner.pipeline import LINKER_FOLDER
 
-    if (out is None) == (model is None):
-        raise MednerError("kb build: give exactly one of --out FOLDER and --model MODEL")
     if not 0 < threshold <= 1:
         raise MednerError(f"kb build: --threshold {threshold} must be in (0, 1]")
-    target = out if out is not None else model / LINKER_FOLDER
-    if model is not None and not (model / "medner.json").is_file():
-        raise MednerError(f"kb build: {model} is not a medner model folder")
-    names, sources, documents = [], [], []
-    for path in corpus or []:
-        read = read_corpus(path)
-        found = list(names_from_corpus(read.documents))
-        if not found:
-            raise MednerError(f"{path}: no mention carries a concept ID; it cannot teach "
-                              "names to concepts")
-        names += found
-        documents += read.documents
-        sources.append({"kind": "corpus", "path": str(path), "names": len(found)})
-    for kind, paths, reader in (("mesh", mesh, read_mesh_xml), ("tsv", tsv, read_tsv)):
-        for path in paths or []:
-            found = list(reader(path))
-            names += found
-            sources.append({"kind": kind, "path": str(path), "names": len(found)})
-    if not sources:
-        raise MednerError("kb build: give at least one --corpus, --mesh or --tsv")
-    index = build_index(names, NameEmbedder(embedding_model), sources=sources,
+    target = out / LINKER_FOLDER if (out / "medner.json").is_file() and \
+        read_json(out / "medner.json", "missing").get("backend") != INDEX_KIND else out
+    names, documents, described = [], [], []
+    for path in sources:
+        source = read_source(path)
+        names += source.names
+        documents += source.documents
+        described.append({"kind": source.kind, "path": str(path), "names": len(source.names)})
+    index = build_index(names, NameEmbedder(embedding_model), sources=described,
                         documents=documents)
     index.meta["threshold"] = threshold
     written = index.save(target)

@@ -126,5 +126,41 @@ def read_tsv(path: str | Path) -> Iterator[ConceptName]:
                 yield ConceptName((concept,), synonym.strip(), label)
 
 
+@dataclass(frozen=True)
+class Source:
+    kind: str
+    """``corpus``, ``mesh`` or ``tsv``."""
+    names: list[ConceptName]
+    documents: list[Document]
+    """A corpus' documents (the index keeps their fingerprints for leak checks)."""
+
+
+def read_source(path: str | Path) -> Source:
+    """Names from one file, by its kind: ``.xml`` whose root is a MeSH record set, ``.tsv``,
+    else an annotated corpus in any format medner reads."""
+    from medner.io import read_corpus
+
+    path = Path(path)
+    if path.suffix.lower() == ".tsv":
+        return Source("tsv", list(read_tsv(path)), [])
+    if path.suffix.lower() == ".xml" and _is_mesh(path):
+        return Source("mesh", list(read_mesh_xml(path)), [])
+    documents = read_corpus(path).documents
+    names = list(names_from_corpus(documents))
+    if not names:
+        raise MednerError(f"{path}: no mention carries a concept ID; it cannot teach names "
+                          "to concepts")
+    return Source("corpus", names, documents)
+
+
+def _is_mesh(path: Path) -> bool:
+    try:
+        for _, element in ET.iterparse(path, events=("start",)):
+            return element.tag in ("DescriptorRecordSet", "SupplementalRecordSet")
+    except ET.ParseError:
+        return False
+    return False
+
+
 __all__ = ["MESH_SCR_LABELS", "MESH_TREE_LABELS", "NO_CONCEPT", "ConceptName",
-           "names_from_corpus", "read_mesh_xml", "read_tsv"]
+           "Source", "names_from_corpus", "read_mesh_xml", "read_source", "read_tsv"]
