@@ -168,6 +168,11 @@ def test_candidates_composite_mentions_missing_ids_and_features() -> None:
     assert features["head_in_title"] == 1.0 and features["tail_in_title"] == 0.0
     assert features["head_mentions"] == pytest.approx(1.0986, abs=1e-3)  # log1p(2)
     assert len(found.mentions()) == 4  # the composite span is one mention of two concepts
+    title, body = found.heads["C1"]
+    assert found.contexts[0] == ((body, found.tails["D1"][0]),)  # the same sentence's pair
+    far = document_candidates(replace(document, spans=document.spans[:2] + document.spans[4:]),
+                              "Chemical", "Disease")
+    assert far.contexts == (((title, far.tails["D3"][0]),),)  # no same sentence: closest
 
 
 def test_markers_nest_and_windows_cover_every_token() -> None:
@@ -178,6 +183,21 @@ def test_markers_nest_and_windows_cover_every_token() -> None:
     owner = owners(11, [0, 4, 5], 6)
     assert owner[0] == 0 and owner[10] == 2 and owner[5] == 1
     assert len(owner) == 11
+
+
+def test_pair_context_is_the_mean_between_the_closest_mentions() -> None:
+    import torch
+
+    from medner.relations.network import pair_context
+
+    tokens = torch.tensor([[1.0], [2.0], [3.0], [4.0], [5.0]])
+    prefix = torch.nn.functional.pad(tokens.cumsum(dim=0), (0, 0, 1, 0))
+    starts, ends = torch.tensor([0, 3, 1, 0]), torch.tensor([1, 5, 3, 4])
+    # pair 0: tokens 1-2 between mentions 0 and 1 (mean 2.5), mentions 2 and 1 touch (0);
+    # pair 1: the same mentions in the other order; pair 2: overlapping mentions
+    contexts = torch.tensor([[0, 1, 0], [2, 1, 0], [1, 0, 1], [3, 1, 2]])
+    found = pair_context(prefix, starts, ends, contexts, 3)
+    assert found.squeeze(1).tolist() == [1.25, 2.5, 0.0]
 
 
 @pytest.mark.parametrize(("scored", "n_gold", "threshold", "f1"), [

@@ -54,6 +54,10 @@ class DocumentCandidates:
     """(head ID, tail ID), every head with every tail."""
     features: tuple[tuple[float, ...], ...]
     """One row of ``FEATURES`` values per pair."""
+    contexts: tuple[tuple[tuple[Mention, Mention], ...], ...]
+    """Per pair, its closest (head mention, tail mention) pairs: those the fewest sentences
+    apart. The text between them is where a relation is usually stated ("X-induced Y",
+    "Y after X"), so the network reads the pair's context there."""
 
     def mentions(self) -> list[Mention]:
         """Every distinct mention of the document's concepts, in text order."""
@@ -90,6 +94,12 @@ def concept_mentions(document: Document, label: str, starts: Sequence[int], titl
     return {concept: tuple(mentions) for concept, mentions in found.items()}
 
 
+def closest_mentions(heads: Sequence[Mention], tails: Sequence[Mention]
+                     ) -> tuple[tuple[Mention, Mention], ...]:
+    distance = min(abs(h.sentence - t.sentence) for h in heads for t in tails)
+    return tuple((h, t) for h in heads for t in tails if abs(h.sentence - t.sentence) == distance)
+
+
 def pair_features(heads: Sequence[Mention], tails: Sequence[Mention]) -> tuple[float, ...]:
     distance = min(abs(h.sentence - t.sentence) for h in heads for t in tails)
     return (float(distance == 0), math.log1p(distance),
@@ -105,7 +115,8 @@ def document_candidates(document: Document, head_label: str, tail_label: str
     tails = concept_mentions(document, tail_label, starts, title)
     pairs = tuple((h, t) for h in heads for t in tails)
     features = tuple(pair_features(heads[h], tails[t]) for h, t in pairs)
-    return DocumentCandidates(document, heads, tails, pairs, features)
+    contexts = tuple(closest_mentions(heads[h], tails[t]) for h, t in pairs)
+    return DocumentCandidates(document, heads, tails, pairs, features, contexts)
 
 
 def gold_pairs(document: Document, label: str) -> set[tuple[str, str]]:

@@ -74,7 +74,11 @@ def load_checkpoint(work_dir: Path, identity: dict[str, Any], state: TrainingSta
         raise MednerError(f"{path}: written for another run (differs in "
                           f"{', '.join(differing)}); delete it, or resume with the same "
                           "config and documents")
-    state.network.load_state_dict(data["network"])
+    try:
+        state.network.load_state_dict(data["network"])
+    except RuntimeError as exc:
+        raise MednerError(f"{path}: its weights do not fit this network ({exc}); delete it to "
+                          "start again") from None
     state.optimizer.load_state_dict(data["optimizer"])
     state.schedule.load_state_dict(data["schedule"])
     state.order.setstate(data["order"])

@@ -35,6 +35,8 @@ class EncodedDocument:
     tail_mentions: tuple[tuple[int, ...], ...]
     pair_index: tuple[tuple[int, int], ...]
     """(head concept index, tail concept index) of each candidate pair."""
+    context_index: tuple[tuple[int, int, int], ...]
+    """(head mention index, tail mention index, pair index) of each pair's closest mentions."""
 
 
 def marker_id(tokenizer, marker: str) -> int:
@@ -127,4 +129,6 @@ def encode(tokenizer, candidates: DocumentCandidates, marker: int, window_size: 
         mention_ranges=tuple(mention_ranges),
         head_mentions=tuple(tuple(index[m] for m in candidates.heads[c]) for c in heads),
         tail_mentions=tuple(tuple(index[m] for m in candidates.tails[c]) for c in tails),
-        pair_index=tuple((head_at[h], tail_at[t]) for h, t in candidates.pairs))
+        pair_index=tuple((head_at[h], tail_at[t]) for h, t in candidates.pairs),
+        context_index=tuple((index[h], index[t], k) for k, closest in enumerate(candidates.contexts)
+                            for h, t in closest))

@@ -18,6 +18,7 @@ from medner.core.folder import (
     MEDNER_JSON,
     atomic_folder,
     folder_header,
+    loading_weights,
     read_medner_json,
     write_json,
 )
@@ -141,20 +142,10 @@ class RelationModel:
         config = RelationConfig.from_dict(meta["training_config"])
         if threads:
             torch.set_num_threads(threads)
-        from transformers.utils import logging as hf_logging
-
-        bar_was_on = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()  # keep stdout/stderr clean for `medner extract`
-        try:
+        with loading_weights(folder):
             tokenizer = AutoTokenizer.from_pretrained(str(folder))
             encoder = AutoModel.from_pretrained(str(folder))
             head = load_file(str(folder / HEAD_FILE))
-        except (OSError, ValueError) as exc:
-            raise MednerError(f"relation model folder {folder}: cannot load weights or "
-                              f"tokenizer: {exc}") from None
-        finally:
-            if bar_was_on:
-                hf_logging.enable_progress_bar()
         from medner.relations.network import RelationNetwork
 
         network = RelationNetwork(encoder, len(FEATURES), config.dropout)

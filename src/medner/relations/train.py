@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from medner.basemodels import load_encoder_base
 from medner.core.data import Log
 from medner.core.training import work_folder
 from medner.document import Document, corpus_fingerprint
@@ -35,6 +36,7 @@ from medner.relations.checkpoint import (
 from medner.relations.config import RelationConfig
 from medner.relations.encoding import EncodedDocument
 from medner.relations.model import RelationModel
+from medner.split import hold_out
 
 
 @dataclass(frozen=True)
@@ -139,37 +141,16 @@ def check_training_documents(documents: Sequence[Document], config: RelationConf
 
 def split_held_out(documents: Sequence[Document], fraction: float, seed: int
                    ) -> tuple[list[Document], list[Document]]:
-    """(training part, held-out part): a seeded document sample, at least one of each."""
-    if not fraction:
-        return list(documents), []
-    order = list(range(len(documents)))
-    random.Random(seed).shuffle(order)
-    size = min(len(documents) - 1, max(1, round(fraction * len(documents))))
-    held = set(order[:size])
-    return ([d for k, d in enumerate(documents) if k not in held],
-            [d for k, d in enumerate(documents) if k in held])
+    """(training part, held-out part); no held-out part for ``fraction`` 0."""
+    return hold_out(documents, fraction, seed) if fraction else (list(documents), [])
 
 
 def load_base(config: RelationConfig):
     """(resolved base model, fast tokenizer, transformers encoder)."""
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
-    from medner.basemodels import resolve
-
-    base = resolve(config.base_model)
-    if base.gguf_file:
-        raise ConfigError(f"base model {config.base_model!r} is a GGUF language model; the "
-                          "relation model needs an encoder (e.g. minilm-l6 or a BERT folder)")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(base.path)
-        encoder = AutoModel.from_pretrained(base.path)
-    except OSError as exc:
-        where = "the Hugging Face Hub (no network?)" if base.source == "hub" else base.path
-        raise MednerError(f"cannot load base model {config.base_model!r} from {where}: "
-                          f"{exc}") from None
-    if not getattr(tokenizer, "is_fast", False):
-        raise ConfigError(f"base model {config.base_model!r} has no fast tokenizer "
-                          "(tokenizer.json); mentions are found by character offsets")
+    base, tokenizer, encoder = load_encoder_base(config.base_model, "the relation model",
+                                                 AutoModel.from_pretrained)
     limit = int(getattr(encoder.config, "max_position_embeddings", 512) or 512)
     if config.max_length > limit:
         raise ConfigError(f"relations config: max_length {config.max_length} exceeds the base "
