@@ -17,7 +17,6 @@ alone first; abstracts/s and the ratio.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -27,7 +26,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from machine import describe  # benchmarks/machine.py, beside this script
+from machine import describe, emit  # benchmarks/machine.py, beside this script
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -90,10 +89,7 @@ def main(argv=None) -> int:
         "speed": {"ner_docs_per_s": round(len(gold) / ner_seconds, 1),
                   "chain_docs_per_s": round(len(gold) / chain_seconds, 1),
                   "chain_over_ner": round(ner_seconds / chain_seconds, 3)}}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n", encoding="utf-8")
+    emit(result, args.json)
     return 0
 
 

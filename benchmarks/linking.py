@@ -17,7 +17,6 @@ own annotations.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import sys
@@ -27,7 +26,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from machine import describe  # benchmarks/machine.py, beside this script
+from machine import describe, emit  # benchmarks/machine.py, beside this script
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 THRESHOLDS = (0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.01)  # 1.01: string keys only
@@ -140,10 +139,7 @@ def main(argv=None) -> int:
             "ner_docs_per_s": round(len(dev) / ner_seconds, 1),
             "ner_and_linking_docs_per_s": round(len(dev) / (ner_seconds + link_seconds), 1),
             "linking_seconds": round(link_seconds, 2)}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n", encoding="utf-8")
+    emit(result, args.json)
     return 0
 
 

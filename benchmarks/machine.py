@@ -39,3 +39,13 @@ def one_line() -> str:
     bf16 = "native bf16" if info["native_bf16"] else "no native bf16"
     return (f"{info['cpu']} ({bf16}), {info['cpus']} cores, torch {info['torch']} "
             f"({info['torch_threads']} threads), Python {info['python']}")
+
+
+def emit(result: dict, path: Path | None) -> None:
+    """Print a benchmark's JSON record, and write it to ``path`` when given."""
+    import json
+
+    text = json.dumps(result, indent=2)
+    print(text)
+    if path:
+        path.write_text(text + "\n", encoding="utf-8")

@@ -22,13 +22,14 @@ as ``medner data check-leak`` finds them). Prints JSON and writes it to
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+
+from machine import emit  # benchmarks/machine.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -130,10 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     result = cmd_mlm(args) if args.command == "mlm" else cmd_clm(args)
     result["command"] = " ".join(["python", "benchmarks/pretrain.py", *(argv or sys.argv[1:])])
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n", encoding="utf-8")
+    emit(result, args.json)
     return 0
 
 

@@ -30,9 +30,15 @@ class Linker:
     def __init__(self, index: ConceptIndex, embedder: NameEmbedder | None = None, *,
                  threshold: float = DEFAULT_THRESHOLD) -> None:
         self.index = index
-        self.embedder = embedder if embedder is not None else NameEmbedder(
-            index.meta["embedding_model"])
+        self._embedder = embedder
         self.threshold = threshold
+
+    @property
+    def embedder(self) -> NameEmbedder:
+        """Loaded on first use: documents whose mentions all match by name never need it."""
+        if self._embedder is None:
+            self._embedder = NameEmbedder(self.index.meta["embedding_model"])
+        return self._embedder
 
     @classmethod
     def load(cls, folder: str | Path, *, threshold: float | None = None) -> Linker:
@@ -86,8 +92,10 @@ class Linker:
         def ids_of(side: str) -> tuple[str, ...]:
             if side in known:
                 return (side,)
-            linked = by_name.get(exact_key(side)) or (self.index.lookup(side, None) or ((),))[0]
-            return linked or (side,)
+            if exact_key(side) in by_name:
+                return by_name[exact_key(side)]
+            found = self.index.lookup(side, None)
+            return found[0] if found else (side,)
 
         relations = [replace(relation, head=head, tail=tail)
                      for relation in doc.relations
