@@ -33,11 +33,12 @@ def test_reads_a_folder_sorted_with_every_line_kind_accounted_for():
     assert case1.relations[1] == Relation("BEFORE", "E1", "E2", "span", id="R2")
     assert case1.metadata[brat.ROLES] == {"R3": ["Cause", "Effect"]}
     assert case1.metadata[brat.EVENT_TRIGGERS] == {"E1": "T3", "E2": "T4"}
-    assert len(case1.metadata[brat.OTHER_LINES]) == 6
+    assert len(case1.metadata[brat.OTHER_LINES]) == 5
+    assert case1.span_by_id()["T4"].attributes == (("assertion", "absent"),)  # A1 on E2
     assert docs[1].spans == () and docs[1].text == "No findings.\n"
     assert report.counts == {
         "brat: kept event lines (E)": 2,
-        "brat: kept attribute lines (A)": 1,
+        "brat: attribute lines read as span attributes (A)": 1,
         "brat: kept equivalence lines (*)": 1,
         "brat: kept note lines (#)": 1,
         "brat: kept unknown kind lines (X)": 1,
@@ -147,3 +148,45 @@ def test_ann_without_txt_is_an_error(tmp_path):
     with pytest.raises(FormatError, match="needs both") as info:
         read(tmp_path)
     assert info.value.path == str(tmp_path / "lonely.txt")
+
+
+def test_attributes_read_from_events_and_spans_and_written_back(tmp_path):
+    path = write_pair(tmp_path, "T1\tChemical 0 7\tAspirin\nT2\tDisease 15 21\tulcers\n"
+                                "E1\tDisease:T2 \nA1\tPOLARITY E1 UNCERTAIN\nA2\tTREND T1 INC\n"
+                                "M3\tNegated T1\n")
+    doc = read(tmp_path)[0][0]
+    aspirin, ulcers = doc.spans
+    assert ulcers.assertion == "possible"
+    assert aspirin.attributes == (("Negated", "true"), ("TREND", "INC"))
+    assert aspirin.assertion is None
+    brat.write([doc], tmp_path / "same")
+    assert sorted((tmp_path / "same" / "d.ann").read_text().splitlines()) == sorted(
+        path.read_text().splitlines())
+    changed = doc.with_spans([aspirin.with_attribute("assertion", "absent"),
+                              ulcers.with_attribute("assertion", "absent")])
+    brat.write([changed], tmp_path / "changed")
+    lines = (tmp_path / "changed" / "d.ann").read_text().splitlines()
+    assert [line for line in lines if line[0] in "AM"] == [
+        "M3\tNegated T1", "A2\tTREND T1 INC", "A3\tAssertion T1 absent", "A4\tAssertion T2 absent"]
+    again = read(tmp_path / "changed")[0][0]
+    assert [s.assertion for s in again.spans] == ["absent", "absent"]
+
+
+BAD_ATTRIBUTES = [
+    ("missing span", "A1\tPOLARITY T9 NEG\n", "names T9, which is no span or event"),
+    ("unknown value", "A1\tPOLARITY T1 SOMETIMES\n", "unknown POLARITY value 'SOMETIMES'"),
+    ("no target", "A1\tPOLARITY\n", "bad attribute line"),
+]
+
+
+@pytest.mark.parametrize("line, message", [c[1:] for c in BAD_ATTRIBUTES],
+                         ids=[c[0] for c in BAD_ATTRIBUTES])
+def test_bad_attribute_line_is_located_or_skipped(tmp_path, line, message):
+    path = write_pair(tmp_path, "T1\tChemical 0 7\tAspirin\n" + line)
+    with pytest.raises(FormatError, match=message) as info:
+        read(tmp_path)
+    assert (info.value.path, info.value.line) == (str(path), 2)
+    if "bad attribute line" not in message:
+        docs, report = read(tmp_path, on_mismatch="skip")
+        assert docs[0].spans[0].attributes == ()
+        assert sum(n for kind, n in report.counts.items() if kind.startswith("skipped")) == 1

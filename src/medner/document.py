@@ -17,6 +17,12 @@ from medner.errors import MednerError
 
 RelationArgs = Literal["concept", "span"]
 
+ASSERTION = "assertion"
+"""The span attribute that says whether a finding is asserted: ``present`` (the default
+when a span has none), ``absent`` (negated: "denies chest pain") or ``possible``
+("suspected pneumonia"); other values are kept as given."""
+PRESENT, ABSENT, POSSIBLE = "present", "absent", "possible"
+
 
 def _set_fields(**values: Any) -> dict[str, Any]:
     """The optional fields that are set: JSON leaves out what is None or empty, so that
@@ -44,12 +50,30 @@ class Span:
     link_score: float | None = None
     """How sure concept linking was of ``ids`` (1.0 exact name; a cosine for an embedding
     match); ``None`` for IDs it did not choose (gold, or none)."""
+    attributes: tuple[tuple[str, str], ...] = ()
+    """(name, value) pairs, sorted by name: ``("assertion", "absent")``, or a corpus' own
+    (MACCROBAT's ``("TREND", "INC")``). A tuple, not a dict, so that spans stay hashable."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.start < self.end:
             raise ValueError(
                 f"span offsets must satisfy 0 <= start < end, got {self.start}-{self.end}"
             )
+        attributes = tuple(sorted((str(k), str(v)) for k, v in dict(self.attributes).items()))
+        object.__setattr__(self, "attributes", attributes)
+
+    def attribute(self, name: str, default: str | None = None) -> str | None:
+        return dict(self.attributes).get(name, default)
+
+    @property
+    def assertion(self) -> str | None:
+        """``present``, ``absent``, ``possible`` (or a corpus' own value); ``None`` when no
+        assertion was annotated or predicted."""
+        return self.attribute(ASSERTION)
+
+    def with_attribute(self, name: str, value: str) -> Span:
+        return replace(self, attributes=(*(a for a in self.attributes if a[0] != name),
+                                         (name, value)))
 
     @property
     def pieces(self) -> tuple[tuple[int, int], ...]:
@@ -63,7 +87,7 @@ class Span:
         return {"start": self.start, "end": self.end, "label": self.label, "text": self.text,
                 **_set_fields(ids=list(self.ids), fragments=[list(f) for f in self.fragments],
                               score=self.score, id=self.id, extra=list(self.extra),
-                              link_score=self.link_score)}
+                              link_score=self.link_score, attributes=dict(self.attributes))}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Span:
@@ -78,7 +102,14 @@ class Span:
             id=data.get("id"),
             extra=tuple(data.get("extra", ())),
             link_score=data.get("link_score"),
+            attributes=tuple(_attributes(data.get("attributes") or {}).items()),
         )
+
+
+def _attributes(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+        raise ValueError(f"span 'attributes' must map names to text values, got {value!r}")
+    return dict(value)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,9 @@ infons besides ``type``/``relation`` (the BC5CDR style ``Chemical``/``Disease``)
 Writing puts each annotation in the passage holding its start and relations at document
 level. The passage layout is taken from ``metadata["bioc_passages"]`` (kept when read),
 else the PubTator title/abstract split, else one passage; ``score`` and ``extra`` go to
-infons of those names, so reading a written file gives back equal Documents. The output
+infons of those names, and each span attribute (``assertion`` ...) to an infon of its name;
+every other annotation infon is read back as an attribute, so reading a written file
+gives back equal Documents. The output
 has an empty ``<date>`` so that writing the same documents gives the same bytes.
 """
 
@@ -26,7 +28,7 @@ from typing import Any
 from lxml import etree
 
 from medner.document import Document, Relation, Span
-from medner.errors import FormatError
+from medner.errors import FormatError, MednerError
 from medner.io.base import OnMismatch, ReadReport, atomic_write, check_mention
 from medner.io.pubtator import TITLE_LENGTH, parse_ids
 
@@ -35,6 +37,7 @@ INFONS = "bioc_infons"
 
 _ID_INFONS = ("identifier", "mesh")
 _LABEL_INFONS = ("type", "relation")
+_SPAN_INFONS = frozenset({"type", *_ID_INFONS, "score", "extra"})
 
 
 @dataclass
@@ -145,6 +148,8 @@ def _span(ann: Any, text: str, *, path: Path, line: int | None, on_mismatch: OnM
         score=float(score) if score is not None else None,
         id=ann.id or None,
         extra=tuple((ann.infons["extra"] or "").split("\t")) if "extra" in ann.infons else (),
+        attributes=tuple((k, v) for k, v in ann.infons.items()
+                         if k.lower() not in _SPAN_INFONS and v is not None),
     )
 
 
@@ -220,6 +225,11 @@ def _encode_span(bioc: Any, span: Span) -> Any:
         ann.infons["score"] = repr(span.score)
     if span.extra:
         ann.infons["extra"] = "\t".join(span.extra)
+    for name, value in span.attributes:
+        if name.lower() in _SPAN_INFONS:
+            raise MednerError(f"span {span.text!r} at {span.start}-{span.end}: its attribute "
+                              f"{name!r} would overwrite the BioC infon of that name")
+        ann.infons[name] = value
     for a, b in span.pieces:
         ann.add_location(bioc.BioCLocation(a, b - a))
     return ann

@@ -6,9 +6,21 @@ keeps its ``fragments``, text = the pieces joined by one space, as brat writes i
 ``R`` lines become span relations whose head/tail are the ``Arg`` ids (MACCROBAT's
 relations point at events, ``E5``; ``metadata["brat_event_triggers"]`` maps each event
 to its trigger ``T`` id). Role names other than Arg1/Arg2 are kept in
-``metadata["brat_relation_roles"]``. All other lines (E, A, M, N, ``*``, ``#`` and kinds
-brat does not define) are kept verbatim in ``metadata["brat_other_lines"]`` and counted
-by kind in the report.
+``metadata["brat_relation_roles"]``.
+
+``A`` (and the older ``M``) lines become span attributes on the span they name, or on
+the trigger span of the event they name (MACCROBAT: ``A3 POLARITY E5 NEG``). MACCROBAT's
+``POLARITY`` and medner's own ``Assertion`` give the ``assertion`` attribute (NEG:
+absent; UNCERTAIN, MAYBE_POS, MAYBE_NEG: possible; POS: present); an unknown value of
+either is an error. Any other attribute is kept under its own name (``TREND``: ``INC``; a
+binary one as ``"true"``). An attribute line naming a missing annotation, or an unknown
+assertion value, is an error naming the file and line, or is counted and skipped under
+``on_mismatch="skip"``. Each line read is kept in ``metadata["brat_attribute_lines"]``,
+so that an attribute written back unchanged gives its original line; a changed or new
+one is written as ``A<n><TAB>Assertion T<k> absent`` (or its own name and value).
+
+All other lines (E, N, ``*``, ``#`` and kinds brat does not define) are kept verbatim in
+``metadata["brat_other_lines"]`` and counted by kind in the report.
 
 A ``T`` text column that matches the text only after stripping trailing whitespace
 (MACCROBAT 25661749.ann T145 ends in tab + U+2005) is accepted and counted. Such lines,
@@ -22,12 +34,13 @@ from __future__ import annotations
 
 import itertools
 import re
+from dataclasses import replace
 import warnings
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from medner.document import Document, Relation, Span
+from medner.document import ABSENT, ASSERTION, POSSIBLE, PRESENT, Document, Relation, Span
 from medner.errors import FormatError
 from medner.io.base import (
     OnMismatch,
@@ -42,9 +55,18 @@ RAW_LINES = "brat_raw_lines"
 OTHER_LINES = "brat_other_lines"
 ROLES = "brat_relation_roles"
 EVENT_TRIGGERS = "brat_event_triggers"
+ATTRIBUTE_LINES = "brat_attribute_lines"
 
-_KINDS = {"E": "event", "A": "attribute", "M": "attribute", "N": "normalization",
-          "*": "equivalence", "#": "note"}
+ASSERTION_NAME = "Assertion"
+"""The brat attribute name medner writes for ``Span.assertion``."""
+ASSERTION_VALUES = {
+    "POLARITY": {"POS": PRESENT, "NEG": ABSENT, "UNCERTAIN": POSSIBLE, "MAYBE_POS": POSSIBLE,
+                 "MAYBE_NEG": POSSIBLE},  # MACCROBAT
+    ASSERTION_NAME: {PRESENT: PRESENT, ABSENT: ABSENT, POSSIBLE: POSSIBLE},
+}
+"""brat attribute names read as the assertion, with the assertion each value means."""
+
+_KINDS = {"E": "event", "N": "normalization", "*": "equivalence", "#": "note"}
 _FRAGMENT = re.compile(r"(\d+) (\d+)")
 _DEFAULT_ROLES = ("Arg1", "Arg2")
 
@@ -74,12 +96,15 @@ class _AnnParser:
         self.other: list[str] = []
         self.roles: dict[str, list[str]] = {}
         self.triggers: dict[str, str] = {}
+        self.attribute_lines: list[tuple[int, str]] = []  # resolved once every line is read
 
     def parse(self, line: str, lineno: int) -> None:
         if line.startswith("T"):
             self.parse_t(line, lineno)
         elif line.startswith("R"):
             self.parse_r(line, lineno)
+        elif line[:1] in ("A", "M"):
+            self.attribute_lines.append((lineno, line))
         elif line.strip():
             kind = _KINDS.get(line[0], "unknown kind")
             self.report.note(f"brat: kept {kind} lines ({line[0]})")
@@ -137,13 +162,47 @@ class _AnnParser:
         if canonical != line:
             self.raw[canonical] = line
 
+    def attribute(self, line: str, lineno: int) -> tuple[str, str, str] | None:
+        """(T id, attribute name, value) of an ``A``/``M`` line, or None when skipped."""
+        fields = line.split("\t")
+        parts = fields[1].split() if len(fields) > 1 else []
+        if len(parts) not in (2, 3):
+            raise FormatError(self.path, lineno, "bad attribute line: expected "
+                              "'A<id><TAB><name> <annotation id>[ <value>]'")
+        name, target, value = parts[0], parts[1], parts[2] if len(parts) == 3 else "true"
+        where = {"path": self.path, "line": lineno, "on_mismatch": self.on_mismatch,
+                 "report": self.report}
+        span_id = self.triggers.get(target, target)
+        if span_id not in {s.id for s in self.spans}:
+            reject(f"attribute {name} names {target}, which is no span or event of this file",
+                   "attribute of a missing annotation", **where)
+            return None
+        if name in ASSERTION_VALUES:
+            meanings = ASSERTION_VALUES[name]
+            if value not in meanings:
+                reject(f"unknown {name} value {value!r}; expected one of "
+                       f"{', '.join(meanings)}", "unknown attribute value", **where)
+                return None
+            name, value = ASSERTION, meanings[value]
+        return span_id, name, value
+
     def document(self, doc_id: str) -> Document:
+        attributes: dict[str, list[tuple[str, str]]] = {}
+        kept = []
+        for lineno, line in self.attribute_lines:
+            found = self.attribute(line, lineno)
+            if found is not None:
+                self.report.note(f"brat: attribute lines read as span attributes ({line[0]})")
+                attributes.setdefault(found[0], []).append(found[1:])
+                kept.append([*found, line])
+        spans = [replace(s, attributes=tuple(attributes[s.id])) if s.id in attributes else s
+                 for s in self.spans]
         metadata: dict = {}
         for key, value in ((RAW_LINES, self.raw), (OTHER_LINES, self.other), (ROLES, self.roles),
-                           (EVENT_TRIGGERS, self.triggers)):
+                           (EVENT_TRIGGERS, self.triggers), (ATTRIBUTE_LINES, kept)):
             if value:
                 metadata[key] = value
-        return Document(doc_id, self.text, tuple(self.spans), tuple(self.relations), metadata)
+        return Document(doc_id, self.text, tuple(spans), tuple(self.relations), metadata)
 
 
 def read_pair(txt: Path, ann: Path, *, on_mismatch: OnMismatch, report: ReadReport) -> Document:
@@ -207,15 +266,16 @@ def format_ann(doc: Document, skipped: Counter[str]) -> str:
     renamed: dict[str, str] = {}
     lines = []
     references: list[tuple[str, str]] = []  # (T id, concept ID) of linked spans
+    written = []
     for span in doc.spans:
         if not (span.id and re.fullmatch(r"T\w+", span.id)):
             new_id = next(fresh_t)
             if span.id is not None:
                 renamed[span.id] = new_id
-            span = Span(span.start, span.end, span.label, span.text, span.ids,
-                        fragments=span.fragments, id=new_id)
+            span = replace(span, id=new_id)
         line = t_line(span, _mention_text(doc.text, span.pieces).replace("\n", " "))
         lines.append(raw.get(line, line))
+        written.append(span)
         references.extend((span.id, concept) for concept in span.ids)
     roles = doc.metadata.get(ROLES, {})
     for relation in doc.relations:
@@ -229,11 +289,29 @@ def format_ann(doc: Document, skipped: Counter[str]) -> str:
         line = r_line(relation, tuple(roles.get(relation.id, _DEFAULT_ROLES)))
         lines.append(raw.get(line, line))
     lines.extend(doc.metadata.get(OTHER_LINES, ()))
+    lines.extend(attribute_lines(written, doc.metadata.get(ATTRIBUTE_LINES, ())))
     fresh_n = _fresh_ids("N", [line.split("\t", 1)[0] for line in lines])
     names = doc.metadata.get("concepts", {})
     lines.extend(f"{next(fresh_n)}\tReference {span_id} {_reference(concept)}\t"
                  f"{names.get(concept, '')}" for span_id, concept in references)
     return "".join(line + "\n" for line in lines)
+
+
+def attribute_lines(spans, read_lines) -> list[str]:
+    """An ``A`` line per span attribute: the line it was read from when it is unchanged, else
+    a fresh one (the assertion under ``ASSERTION_NAME``)."""
+    original = {(span_id, name, value): line for span_id, name, value, line in read_lines}
+    fresh = _fresh_ids("A", [line.split("\t", 1)[0] for line in original.values()])
+    lines = []
+    for span in spans:
+        for name, value in span.attributes:
+            line = original.get((span.id, name, value))
+            if line is None:
+                brat_name = ASSERTION_NAME if name == ASSERTION else name
+                shown = "" if value == "true" and name != ASSERTION else f" {value}"
+                line = f"{next(fresh)}\t{brat_name} {span.id}{shown}"
+            lines.append(line)
+    return lines
 
 
 def _reference(concept: str) -> str:
