@@ -90,11 +90,13 @@ def read_input_file(path: Path, input_format: str | None) -> list[Document]:
 
 
 def entity_line(span: Span, doc: Document) -> str:
-    """``Entity: X, Label: Y``, then ``, ID: D001241 (Aspirin)`` for each linked concept."""
+    """``Entity: X, Label: Y``, then ``, Status: absent`` when the span has an assertion and
+    ``, ID: D001241 (Aspirin)`` for each linked concept."""
     names = doc.metadata.get("concepts", {})
+    status = f", Status: {span.assertion}" if span.assertion is not None else ""
     concepts = "".join(f", ID: {i}" + (f" ({names[i]})" if i in names else "")
                        for i in span.ids)
-    return f"Entity: {span.text}, Label: {span.label}{concepts}"
+    return f"Entity: {span.text}, Label: {span.label}{status}{concepts}"
 
 
 def relation_line(relation: Relation, doc: Document) -> str:

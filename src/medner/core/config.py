@@ -242,5 +242,25 @@ class TrainingConfig:
         return config
 
 
-__all__ = ["TrainingConfig", "backend_named_in", "coerce_value", "config_field",
+class StageConfig:
+    """``to_dict``/``from_dict`` of a stage's frozen settings dataclass (the relation model,
+    the assertion classifier), as its folder's ``medner.json`` keeps them; ``what`` names it
+    in errors."""
+
+    what: ClassVar[str] = "config"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{cls.what}: unknown field(s) {', '.join(unknown)}; known: "
+                              f"{', '.join(sorted(known))}")
+        return cls(**data)
+
+
+__all__ = ["StageConfig", "TrainingConfig", "backend_named_in", "coerce_value", "config_field",
            "read_config_file", "removed_options_error"]

@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,6 +89,25 @@ class SchemaFromMeta:
     @property
     def labels(self) -> tuple[str, ...]:
         return self.schema.labels
+
+
+def check_stage_folder(folder: Path, backend: str, what: str, files: Sequence[str],
+                       fields: Sequence[str]) -> dict[str, Any]:
+    """A stage folder's ``medner.json`` (``what``: "relation model"), after checking the folder
+    has ``files``, was written by ``backend`` and records ``fields``."""
+    if not folder.is_dir():
+        raise MednerError(f"{what} folder {folder} does not exist")
+    missing = [name for name in (MEDNER_JSON, *files) if not (folder / name).is_file()]
+    if missing:
+        raise MednerError(f"{what} folder {folder} is incomplete: missing {', '.join(missing)}")
+    meta = read_medner_json(folder)
+    if meta["backend"] != backend:
+        raise MednerError(f"{folder / MEDNER_JSON}: backend is {meta['backend']!r}, not "
+                          f"{backend!r}; load it with medner.load")
+    for field in fields:
+        if field not in meta:
+            raise MednerError(f"{folder / MEDNER_JSON}: no {field!r} field")
+    return meta
 
 
 def folder_header(backend: str, out: str | Path) -> dict[str, Any]:

@@ -34,10 +34,10 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import replace
 import warnings
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from medner.document import ABSENT, ASSERTION, POSSIBLE, PRESENT, Document, Relation, Span

@@ -8,17 +8,15 @@ ID ("-1" or "" in PubTator) name no concept and are left out. Pure Python, no to
 from __future__ import annotations
 
 import math
-import re
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from medner.document import Document
 from medner.io.pubtator import TITLE_LENGTH
+from medner.sentences import sentence_starts
 
 NO_ID = frozenset({"", "-1"})
-
-_SENTENCE_END = re.compile(r"[.!?]\s+(?=[A-Z0-9(\[])")
 
 FEATURES: tuple[str, ...] = ("same_sentence", "sentence_distance", "head_in_title",
                              "tail_in_title", "head_mentions", "tail_mentions")
@@ -63,12 +61,6 @@ class DocumentCandidates:
         """Every distinct mention of the document's concepts, in text order."""
         found = {m for group in (*self.heads.values(), *self.tails.values()) for m in group}
         return sorted(found, key=lambda m: (m.start, m.end))
-
-
-def sentence_starts(text: str) -> list[int]:
-    """Start offsets of the sentences of ``text`` (a simple end-punctuation rule: features
-    need only "same sentence or not", not a linguist's segmentation)."""
-    return [0] + [match.end() for match in _SENTENCE_END.finditer(text)]
 
 
 def title_end(document: Document, starts: Sequence[int]) -> int:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
+from medner.core.config import StageConfig
 from medner.errors import ConfigError
 
 
 @dataclass(frozen=True)
-class RelationConfig:
+class RelationConfig(StageConfig):
+    what: ClassVar[str] = "relations config"
+
     base_model: str = "minilm-l6"
     """Packaged alias, local transformers folder or hub id of the encoder to fine-tune."""
     head_label: str = "Chemical"
@@ -62,15 +65,3 @@ class RelationConfig:
         if self.head_label == self.tail_label:
             raise ConfigError(f"relations config: head_label and tail_label are both "
                               f"{self.head_label!r}; they must differ")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RelationConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"relations config: unknown field(s) {', '.join(unknown)}; known: "
-                              f"{', '.join(sorted(known))}")
-        return cls(**data)

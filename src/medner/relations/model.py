@@ -17,9 +17,9 @@ from medner.core.device import move_to_device, resolve_bf16
 from medner.core.folder import (
     MEDNER_JSON,
     atomic_folder,
+    check_stage_folder,
     folder_header,
     loading_weights,
-    read_medner_json,
     write_json,
 )
 from medner.document import Document, Relation
@@ -30,7 +30,7 @@ from medner.relations.encoding import EncodedDocument, encode, marker_id
 
 BACKEND = "relations"
 HEAD_FILE = "head.safetensors"
-REQUIRED_FILES = (MEDNER_JSON, "config.json", "model.safetensors", "tokenizer.json", HEAD_FILE)
+REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", HEAD_FILE)
 
 PairScores = dict[tuple[str, str], float]
 
@@ -162,18 +162,5 @@ class RelationModel:
 
 def check_folder(folder: Path) -> dict[str, Any]:
     """The folder's ``medner.json``, after checking it is a complete relation model folder."""
-    if not folder.is_dir():
-        raise MednerError(f"relation model folder {folder} does not exist")
-    missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
-    if missing:
-        raise MednerError(f"relation model folder {folder} is incomplete: missing "
-                          f"{', '.join(missing)}")
-    meta = read_medner_json(folder)
-    if meta["backend"] != BACKEND:
-        raise MednerError(f"{folder / MEDNER_JSON}: backend is {meta['backend']!r}, not "
-                          f"{BACKEND!r}; load it with medner.load")
-    for field in ("threshold", "training_config"):
-        if field not in meta:
-            raise MednerError(f"{folder / MEDNER_JSON}: no {field!r} field")
-    return meta
-
+    return check_stage_folder(folder, BACKEND, "relation model", REQUIRED_FILES,
+                              ("threshold", "training_config"))

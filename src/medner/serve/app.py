@@ -66,6 +66,10 @@ class SpanOut(BaseModel):
                            "the model folder's linker; empty when unlinked.")
     link_score: float | None = Field(default=None, description="How sure linking was of "
                                      "ids: 1 for an exact name, else a similarity.")
+    attributes: dict[str, str] = Field(default_factory=dict, description="Span attributes; "
+                                       "'assertion' is present, absent (negated) or possible "
+                                       "(uncertain) when the model folder has an assertion "
+                                       "stage.")
 
 
 class RelationOut(BaseModel):

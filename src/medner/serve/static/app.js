@@ -93,6 +93,25 @@ function renderLegend(spans) {
     item.textContent = label + " (" + (counts.get(label) || 0) + ")";
     legend.append(item);
   }
+  // Negated and uncertain findings look different in the text; the legend says how.
+  for (const [status, how] of ASSERTION_STYLES) {
+    const n = spans.filter((s) => assertionOf(s) === status).length;
+    if (!n) continue;
+    const item = document.createElement("li");
+    item.className = "assertion " + status;
+    item.dataset.assertion = status;
+    item.textContent = status + " (" + n + "): " + how;
+    legend.append(item);
+  }
+}
+
+const ASSERTION_STYLES = [
+  ["absent", "negated in the text, struck through"],
+  ["possible", "uncertain in the text, dashed outline"],
+];
+
+function assertionOf(span) {
+  return span.attributes && span.attributes.assertion ? span.attributes.assertion : null;
 }
 
 function renderHighlighted(text, spans, concepts) {
@@ -109,12 +128,18 @@ function renderHighlighted(text, spans, concepts) {
     mark.dataset.start = span.start;
     mark.dataset.end = span.end;
     mark.style.background = colourOf(span.label);
-    mark.title = span.label + (span.score == null ? "" : " (" + span.score.toFixed(3) + ")") +
+    const status = assertionOf(span);
+    if (status) {
+      mark.dataset.assertion = status;
+      mark.classList.add(status);
+    }
+    mark.title = span.label + (status && status !== "present" ? ", " + status : "") +
+      (span.score == null ? "" : " (" + span.score.toFixed(3) + ")") +
       (span.ids && span.ids.length ? ": " + span.ids.map((id) => conceptText(id, concepts)).join(", ") : "");
     mark.append(document.createTextNode(text.slice(span.start, span.end)));
     const tag = document.createElement("span");
     tag.className = "tag";
-    tag.textContent = span.label;
+    tag.textContent = span.label + (status && status !== "present" ? " \u00b7 " + status : "");
     tag.setAttribute("aria-hidden", "true");
     mark.append(tag);
     box.append(mark);
@@ -150,6 +175,7 @@ function renderTable(spans, concepts) {
     cell(row, String(span.start), "num");
     cell(row, String(span.end), "num");
     cell(row, span.score == null ? "" : span.score.toFixed(3), "num");
+    cell(row, assertionOf(span) || "", "status");
     cell(row, (span.ids || []).map((id) => conceptText(id, concepts)).join(", "), "concept");
     body.append(row);
   });
