@@ -119,3 +119,69 @@ def test_config_and_folder_errors(tmp_path: Path) -> None:
     (tmp_path / "half").mkdir()
     with pytest.raises(MednerError, match="incomplete: missing medner.json"):
         AssertionModel.load(tmp_path / "half")
+
+
+def test_evaluate_scores_assertions_on_matched_spans_and_end_to_end() -> None:
+    from medner.scoring import evaluate
+
+    text = "No fever. Cough. Possible pneumonia. Rash."
+    gold = Document("d", text, (
+        Span(3, 8, "SYMPTOM", "fever", attributes=(("assertion", "absent"),)),
+        Span(10, 15, "SYMPTOM", "Cough"),
+        Span(26, 35, "DISEASE", "pneumonia", attributes=(("assertion", "possible"),)),
+        Span(37, 41, "SYMPTOM", "Rash")))
+    predicted = Document("d", text, (
+        Span(3, 8, "SYMPTOM", "fever", attributes=(("assertion", "absent"),)),
+        Span(10, 15, "SYMPTOM", "Cough", attributes=(("assertion", "absent"),)),
+        Span(26, 35, "DISEASE", "pneumonia", attributes=(("assertion", "possible"),)),
+        Span(37, 40, "SYMPTOM", "Ras", attributes=(("assertion", "present"),))))
+    report = evaluate([gold], [predicted], bootstrap=0)
+    values = report.assertions["assertion"]
+    assert (values.micro.tp, values.micro.fp, values.micro.fn) == (2, 1, 1)  # 3 matched spans
+    assert values.micro.f1 == pytest.approx(2 / 3)  # the accuracy
+    assert {v: (s.tp, s.fp, s.fn) for v, s in values.per_label.items()} == {
+        "absent": (1, 1, 0), "present": (0, 0, 1), "possible": (1, 0, 0)}
+    assert values.macro.f1 == pytest.approx((2 / 3 + 0 + 1) / 3)
+    end_to_end = report.assertions["strict+assertion"]
+    assert (end_to_end.micro.tp, end_to_end.micro.fp, end_to_end.micro.fn) == (2, 2, 2)
+    assert "## Assertions" in report.to_markdown()
+    assert report.to_dict()["assertions"]["assertion"]["micro"]["tp"] == 2
+    plain = Document("d", text, tuple(Span(s.start, s.end, s.label, s.text) for s in gold.spans))
+    assert evaluate([plain], [predicted], bootstrap=0).assertions == {}  # gold marks nothing
+    assert evaluate([gold], [plain], bootstrap=0).assertions == {}  # nothing predicted
+
+
+class _FindsGoldSpans:
+    """A stand-in entity model that finds the fixture's spans (without their assertions)."""
+
+    def predict(self, documents, progress=False, **options):
+        by_text = {d.text: d for d in DOCS}
+        return [d.with_spans(Span(s.start, s.end, s.label, s.text)
+                             for s in by_text[d.text].spans) for d in documents]
+
+
+def test_the_chain_runs_the_assertion_stage_and_prints_the_status(trained) -> None:
+    from medner.cli.extract import render
+    from medner.pipeline import Pipeline
+
+    model, _ = trained
+    chain = Pipeline(_FindsGoldSpans(), assertion=model)
+    assert chain.stages == ["assertion"]
+    found = chain.extract([DOCS[0].text])
+    assert render(found, "text").splitlines() == [
+        "Entity: fever, Label: SYMPTOM, Status: absent",
+        "Entity: Cough, Label: SYMPTOM, Status: present"]
+    assert found[0].to_dict()["spans"][0]["attributes"] == {"assertion": "absent"}
+
+
+def test_a_folder_with_assertion_loads_as_a_chain(trained, tmp_path: Path) -> None:
+    import shutil
+
+    from medner.pipeline import ASSERTION_FOLDER, Pipeline, with_stages
+
+    _, out = trained
+    shutil.copytree(out, tmp_path / ASSERTION_FOLDER)
+    entities = _FindsGoldSpans()
+    chain = with_stages(entities, tmp_path)
+    assert isinstance(chain, Pipeline) and chain.entities is entities
+    assert [s.assertion for s in chain.extract(DOCS[1].text)[0].spans] == ["absent", "possible"]

@@ -218,3 +218,37 @@ def test_concepts_and_relations_are_shown(model, page):
             "title")
         assert page.inner_text("#relations") == "CID: ID0 concept 0 \u2192 ID1 concept 1"
         assert page.is_visible("#relations-box")
+
+
+class _NegatesTheFirst:
+    """A stand-in assertion stage: the first span is absent, the second possible."""
+
+    def predict(self, documents):
+        statuses = ("absent", "possible")
+        return [d.with_spans(s.with_attribute("assertion", statuses[k] if k < 2 else "present")
+                             for k, s in enumerate(d.spans)) for d in documents]
+
+
+def test_absent_and_possible_findings_are_marked_and_explained(model, page):
+    from medner.pipeline import Pipeline
+
+    chain = Pipeline(model, assertion=_NegatesTheFirst())
+    text = " ".join(d["text"] + "." for d in TRAIN_DOCS)
+    assert len(chain.extract(text)[0].spans) >= 2
+    with running_server(create_app(chain)) as url:
+        page.goto(url)
+        page.fill("#text", text)
+        page.click("#extract")
+        page.wait_for_selector("#entities tbody tr")
+        marks = page.locator("#highlighted mark.entity")
+        assert marks.nth(0).get_attribute("class") == "entity absent"
+        assert marks.nth(1).get_attribute("class") == "entity possible"
+        struck = marks.nth(0).evaluate("m => getComputedStyle(m).textDecorationLine")
+        assert struck == "line-through"
+        assert "dashed" in marks.nth(1).evaluate("m => getComputedStyle(m).outlineStyle")
+        assert "absent" in marks.nth(0).get_attribute("title")
+        legend = page.inner_text("#legend")
+        assert "absent (1): negated in the text, struck through" in legend
+        assert "possible (1): uncertain in the text, dashed outline" in legend
+        statuses = page.locator("#entities tbody td.status").all_inner_texts()
+        assert statuses[:2] == ["absent", "possible"]

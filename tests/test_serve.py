@@ -297,3 +297,24 @@ def test_api_key_never_logged(model, caplog):
 def test_blank_api_key_is_refused(model):
     with pytest.raises(ValueError):
         create_app(model, api_key="  ")
+
+
+class _AbsentFirst:
+    """A stand-in assertion stage: the API is under test here, not the classifier."""
+
+    def predict(self, documents):
+        return [d.with_spans(s.with_attribute("assertion", "absent" if k == 0 else "present")
+                             for k, s in enumerate(d.spans)) for d in documents]
+
+
+def test_the_api_returns_each_span_s_assertion(model):
+    from medner.pipeline import Pipeline
+
+    app = create_app(Pipeline(model, assertion=_AbsentFirst()))
+    with TestClient(app) as c:
+        r = c.post("/v1/extract", json={"text": TRAIN_DOCS[0]["text"]})
+    spans = r.json()["documents"][0]["spans"]
+    assert [s["attributes"] for s in spans] == [{"assertion": "absent"}] + [
+        {"assertion": "present"}] * (len(spans) - 1)
+    schema = app.openapi()["components"]["schemas"]["SpanOut"]["properties"]
+    assert "assertion" in schema["attributes"]["description"]

@@ -1,5 +1,6 @@
 """A model folder's whole chain: its backend's entity model, then the stages saved inside
-the folder: ``linker/`` (a concept index, ``medner kb build``) links spans to concept IDs,
+the folder: ``assertion/`` (``medner.assertion``) marks each span present, absent or
+possible, ``linker/`` (a concept index, ``medner kb build``) links spans to concept IDs,
 ``relations/`` (``medner.relations``) finds relations between linked concepts.
 
 ``medner.backends.load`` returns a ``Pipeline`` when a folder holds a stage, so ``extract``,
@@ -16,6 +17,8 @@ from medner.document import Document, documents_from_texts
 
 LINKER_FOLDER = "linker"
 RELATIONS_FOLDER = "relations"
+ASSERTION_FOLDER = "assertion"
+STAGE_TABLES = ("link", "relations", "assertion")
 LINK_FIELDS = frozenset({"sources", "threshold", "embedding_model"})
 
 
@@ -23,12 +26,14 @@ class Pipeline:
     """Behaves as its entity model (``meta``, ``labels``, ``batch_size``, ... are the
     model's), with ``predict`` and ``extract`` running the stages after it."""
 
-    _own = ("entities", "linker", "relations")
+    _own = ("entities", "assertion", "linker", "relations")
 
-    def __init__(self, entities: Any, linker: Any = None, relations: Any = None) -> None:
+    def __init__(self, entities: Any, linker: Any = None, relations: Any = None,
+                 assertion: Any = None) -> None:
         object.__setattr__(self, "entities", entities)
         object.__setattr__(self, "linker", linker)
         object.__setattr__(self, "relations", relations)
+        object.__setattr__(self, "assertion", assertion)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.entities, name)
@@ -41,11 +46,13 @@ class Pipeline:
 
     @property
     def stages(self) -> list[str]:
-        return [name for name in ("linker", "relations") if getattr(self, name) is not None]
+        return [name for name in self._own[1:] if getattr(self, name) is not None]
 
     def predict(self, documents: Iterable[Document], *, progress: bool = False,
                 **options: Any) -> list[Document]:
         predicted = self.entities.predict(documents, progress=progress, **options)
+        if self.assertion is not None:
+            predicted = self.assertion.predict(predicted)
         if self.linker is not None:
             predicted = self.linker.link(predicted)
         if self.relations is not None:
@@ -58,8 +65,9 @@ class Pipeline:
 
 
 def with_stages(model: Any, folder: Path) -> Any:
-    """``model`` itself, or a Pipeline when ``folder`` holds linker or relation stages."""
-    linker = relations = None
+    """``model`` itself, or a Pipeline when ``folder`` holds assertion, linker or relation
+    stages."""
+    linker = relations = assertion = None
     if (folder / LINKER_FOLDER).is_dir():
         from medner.linking import Linker
 
@@ -68,11 +76,18 @@ def with_stages(model: Any, folder: Path) -> Any:
         from medner.relations import RelationModel
 
         relations = RelationModel.load(folder / RELATIONS_FOLDER)
-    return model if linker is None and relations is None else Pipeline(model, linker, relations)
+    if (folder / ASSERTION_FOLDER).is_dir():
+        from medner.assertion import AssertionModel
+
+        assertion = AssertionModel.load(folder / ASSERTION_FOLDER)
+    if linker is None and relations is None and assertion is None:
+        return model
+    return Pipeline(model, linker, relations, assertion)
 
 
 def stage_tables(config_path: str | Path | None) -> dict[str, dict[str, Any]]:
-    """The ``[link]`` and ``[relations]`` tables of a training config, if it has them."""
+    """The ``[link]``, ``[relations]`` and ``[assertion]`` tables of a training config, if it
+    has them."""
     if config_path is None:
         return {}
     import tomllib
@@ -83,7 +98,7 @@ def stage_tables(config_path: str | Path | None) -> dict[str, dict[str, Any]]:
         raw = tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{config_path}: cannot read config: {exc}") from None
-    tables = {name: raw[name] for name in ("link", "relations") if name in raw}
+    tables = {name: raw[name] for name in STAGE_TABLES if name in raw}
     for name, table in tables.items():
         if not isinstance(table, dict):
             raise ConfigError(f"{config_path}: [{name}] must be a table")
@@ -91,30 +106,38 @@ def stage_tables(config_path: str | Path | None) -> dict[str, dict[str, Any]]:
     if unknown:
         raise ConfigError(f"{config_path}: [link] has no field(s) {', '.join(unknown)}; it "
                           f"takes {', '.join(sorted(LINK_FIELDS))}")
-    if "relations" in tables:
-        relation_config(tables["relations"], config_path)
+    for name in ("relations", "assertion"):
+        if name in tables:
+            stage_config(name, tables[name], config_path)
     return tables
 
 
-def relation_config(table: dict[str, Any], config_path: str | Path):
+def stage_config(name: str, table: dict[str, Any], config_path: str | Path):
+    """The ``RelationConfig`` or ``AssertionConfig`` a config's table gives."""
     from medner.errors import ConfigError
-    from medner.relations.config import RelationConfig
 
+    if name == "relations":
+        from medner.relations.config import RelationConfig as settings
+    else:
+        from medner.assertion.config import AssertionConfig as settings
     try:
-        return RelationConfig(**table)
-    except TypeError as exc:
-        raise ConfigError(f"{config_path}: [relations]: {exc}") from None
+        return settings.from_dict(table)
+    except (TypeError, ConfigError) as exc:
+        raise ConfigError(f"{config_path}: [{name}]: {exc}") from None
 
 
-def train_stages(folder: Path, train_path: str | Path, tables: dict[str, dict[str, Any]], *,
+def train_stages(folder: Path, training: Any, tables: dict[str, dict[str, Any]], *,
                  config_path: str | Path, log=print) -> list[str]:
-    """Add the stages a config's ``[link]`` and ``[relations]`` tables ask for to a trained
-    model folder, from its training corpus (mentions with concept IDs, gold relations).
+    """Add the stages a config's ``[link]``, ``[relations]`` and ``[assertion]`` tables ask
+    for to a model folder trained with ``training`` (its ``TrainingConfig``), from its
+    training corpus (mentions with concept IDs, gold relations, gold assertions).
 
     ``[link]``: ``sources`` (more files of names, relative to the config: MeSH XML, TSV
     vocabularies, annotated corpora), ``threshold``, ``embedding_model``. ``[relations]``:
-    any ``RelationConfig`` field.
+    any ``RelationConfig`` field. ``[assertion]``: any ``AssertionConfig`` field; it learns
+    from the entity model's own training part, on its labels.
     """
+    train_path = training.train
     from medner.io import read_corpus
 
     base = Path(config_path).parent
@@ -144,10 +167,19 @@ def train_stages(folder: Path, train_path: str | Path, tables: dict[str, dict[st
         from medner.relations import train_relations
 
         train_relations(train, out=folder / RELATIONS_FOLDER,
-                        config=relation_config(tables["relations"], config_path), log=log)
+                        config=stage_config("relations", tables["relations"], config_path),
+                        log=log)
         done.append("relations")
+    if "assertion" in tables:
+        from medner.assertion import train_assertion
+        from medner.core.data import load_data
+
+        train_assertion(load_data(training, log).train, out=folder / ASSERTION_FOLDER,
+                        config=stage_config("assertion", tables["assertion"], config_path),
+                        progress=True, log=log)
+        done.append("assertion")
     return done
 
 
-__all__ = ["LINKER_FOLDER", "RELATIONS_FOLDER", "Pipeline", "stage_tables", "train_stages",
+__all__ = ["ASSERTION_FOLDER", "LINKER_FOLDER", "RELATIONS_FOLDER", "Pipeline", "stage_tables", "train_stages",
            "with_stages"]

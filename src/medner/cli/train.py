@@ -117,7 +117,7 @@ def choose_backend(flag: str | None, config_path: Path | None) -> str:
 
 def run_train(backend: str | None, config_path: Path | None, overrides: dict[str, Any]):
     """What the command does, importable: pick the backend, load its config, apply flags,
-    train; then the linker and relation stages the config's ``[link]`` and ``[relations]``
+    train; then the stages the config's ``[link]``, ``[relations]`` and ``[assertion]``
     tables ask for. ``overrides`` holds every flag; ``None`` means not given."""
     backend = choose_backend(backend, config_path)
     removed = {name: why for name, (_, why) in removed_flags().items()
@@ -144,7 +144,7 @@ def run_train(backend: str | None, config_path: Path | None, overrides: dict[str
     trainer = importlib.import_module(f"{TRAINABLE_BACKENDS[backend]}.train")
     result = trainer.train(config, log=lambda msg: typer.echo(msg, err=True), progress=True)
     if stages:
-        train_stages(result.path, config.train, stages, config_path=config_path,
+        train_stages(result.path, config, stages, config_path=config_path,
                      log=lambda msg: typer.echo(msg, err=True))
     return result
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from medner.document import Document
 from medner.errors import ConfigError
+from medner.scoring.assertions import ASSERTION_MODES, assertion_counts, carries_assertions
 from medner.scoring.bootstrap import (
     CONFIDENCE,
     approximate_randomisation,
@@ -88,7 +89,8 @@ def evaluate(
     relation_basis: str | None = None,
 ) -> EvaluationReport:
     """Score ``pred`` against ``gold`` in each mode, plus concept IDs when both sides carry
-    them (``medner.scoring.concepts``) and relations when either side has any.
+    them (``medner.scoring.concepts``), assertions when the predictions have them and the gold
+    marks some (``medner.scoring.assertions``) and relations when either side has any.
 
     ``bootstrap`` resamples of documents give 95% percentile intervals on micro P/R/F1
     (0 turns them off). ``notes`` are caller counts carried into every output format.
@@ -117,6 +119,13 @@ def evaluate(
             concepts[mode] = _mode_result(mode, per_label)
             columns.append(per_doc)
 
+    assertions: dict[str, ModeResult] = {}
+    if carries_assertions(pairing):
+        for mode in ASSERTION_MODES:
+            per_doc, per_label = assertion_counts(pairing, mode)
+            assertions[mode] = _mode_result(mode, per_label)
+            columns.append(per_doc)
+
     relations = None
     if has_relations([pairing]):
         basis = choose_basis([pairing], relation_basis)
@@ -132,6 +141,8 @@ def evaluate(
             results[mode] = _with_ci(results[mode], totals[:, 3 * k : 3 * k + 3])
         for k, mode in enumerate(concepts, start=len(modes)):
             concepts[mode] = _with_ci(concepts[mode], totals[:, 3 * k : 3 * k + 3])
+        for k, mode in enumerate(assertions, start=len(modes) + len(concepts)):
+            assertions[mode] = _with_ci(assertions[mode], totals[:, 3 * k : 3 * k + 3])
         if relations is not None:
             relations = _with_ci(relations, totals[:, -3:])
 
@@ -139,6 +150,7 @@ def evaluate(
         results=results,
         relations=relations,
         concepts=concepts,
+        assertions=assertions,
         documents=len(pairing.pairs),
         missing_ids=pairing.missing_ids,
         notes=_check_notes(notes),

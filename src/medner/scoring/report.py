@@ -116,6 +116,9 @@ class EvaluationReport:
     concepts: dict[str, ModeResult] = field(default_factory=dict)
     """Concept-ID scores (``concept-mention``, ``concept-document``) when both sides carry
     IDs; empty otherwise."""
+    assertions: dict[str, ModeResult] = field(default_factory=dict)
+    """Assertion scores (``assertion`` per value on matched spans, ``strict+assertion`` per
+    label) when the predictions carry assertions and the gold marks some; empty otherwise."""
     notes: dict[str, int] = field(default_factory=dict)
     """Counts passed in by the caller (e.g. hallucinated strings an LLM parser dropped)."""
     bootstrap: int = 0
@@ -160,6 +163,7 @@ class EvaluationReport:
             },
             "entities": {mode: r.to_dict() for mode, r in self.results.items()},
             "concepts": {mode: r.to_dict() for mode, r in self.concepts.items()} or None,
+            "assertions": {mode: r.to_dict() for mode, r in self.assertions.items()} or None,
             "relations": self.relations.to_dict() if self.relations else None,
         }
 
@@ -186,16 +190,12 @@ class EvaluationReport:
         for mode, r in self.results.items():
             lines += ["", f"### Per label, {mode}", ""]
             lines += _label_rows_markdown(r.per_label)
-        if self.concepts:
-            lines += ["", "## Concept IDs", "",
-                      f"| Scope | Precision | Recall | F1 |{ci_head} TP | FP | FN |",
-                      "|---|---:|---:|---:|" + ("---:|" if ci else "") + "---:|---:|---:|"]
-            for mode, r in self.concepts.items():
-                for name, s in [("micro", r.micro), *r.per_label.items()]:
-                    lines.append(f"| {mode} {_md(name)} | {_pct(s.precision)} | "
-                                 f"{_pct(s.recall)} | {_pct(s.f1)} |"
-                                 + (f" {_interval(s.f1_ci)} |" if ci else "")
-                                 + f" {s.tp} | {s.fp} | {s.fn} |")
+        for title, scoped in (("Concept IDs", self.concepts), ("Assertions", self.assertions)):
+            if scoped:
+                lines += ["", f"## {title}", "",
+                          f"| Scope | Precision | Recall | F1 |{ci_head} TP | FP | FN |",
+                          "|---|---:|---:|---:|" + ("---:|" if ci else "") + "---:|---:|---:|"]
+                lines += _scope_rows_markdown(scoped, ci)
         if self.relations is not None:
             rel = self.relations
             m = rel.micro
@@ -221,8 +221,9 @@ class EvaluationReport:
         parts: list[Any] = [self._summary_table()]
         if self.results:
             parts.append(self._label_table())
-        if self.concepts:
-            parts.append(self._concept_table())
+        for title, scoped in (("Concept IDs", self.concepts), ("Assertions", self.assertions)):
+            if scoped:
+                parts.append(self._scope_table(title, scoped))
         if self.relations is not None:
             parts.append(self._relation_table())
         if self.notes:
@@ -261,15 +262,19 @@ class EvaluationReport:
                            *[_pct(o.f1) if o else "-" for o in other])
         return labels
 
-    def _concept_table(self):
+    def _scope_table(self, title: str, scoped: dict[str, ModeResult]):
+        """Micro and per-label rows of each mode of a section (concept IDs, assertions)."""
         ci = self.bootstrap > 0
-        table = _table("Concept IDs", ["Scope"],
-                       ["P", "R", "F1", *self._ci_columns(), "TP", "FP", "FN"])
-        for mode, r in self.concepts.items():
+        table = _table(title, ["Scope"], ["P", "R", "F1", *self._ci_columns(), "TP", "FP", "FN"])
+        for mode, r in scoped.items():
             for name, s in [("[bold]micro[/bold]", r.micro), *r.per_label.items()]:
                 table.add_row(f"{mode} {name}", _pct(s.precision), _pct(s.recall),
                               _pct(s.f1), *([_interval(s.f1_ci)] if ci else []), str(s.tp),
                               str(s.fp), str(s.fn))
+            if len(r.per_label) > 1:
+                table.add_row(f"[dim]{mode} macro ({r.macro.labels})[/dim]",
+                              _pct(r.macro.precision), _pct(r.macro.recall), _pct(r.macro.f1),
+                              *([""] if ci else []), "", "", "")
         return table
 
     def _relation_table(self):
@@ -417,6 +422,20 @@ def _interval(interval: Interval | None) -> str:
     if interval is None:
         return "-"
     return f"[{_pct(interval[0])}, {_pct(interval[1])}]"
+
+
+def _scope_rows_markdown(scoped: dict[str, ModeResult], ci: bool) -> list[str]:
+    lines = []
+    for mode, r in scoped.items():
+        for name, s in [("micro", r.micro), *r.per_label.items()]:
+            lines.append(f"| {mode} {_md(name)} | {_pct(s.precision)} | {_pct(s.recall)} | "
+                         f"{_pct(s.f1)} |" + (f" {_interval(s.f1_ci)} |" if ci else "")
+                         + f" {s.tp} | {s.fp} | {s.fn} |")
+        if len(r.per_label) > 1:
+            a = r.macro
+            lines.append(f"| {mode} macro ({a.labels}) | {_pct(a.precision)} | "
+                         f"{_pct(a.recall)} | {_pct(a.f1)} |" + (" |" if ci else "") + " | | |")
+    return lines
 
 
 def _summary_line(report: EvaluationReport) -> str:
