@@ -47,3 +47,15 @@ def test_normalize_text_and_fingerprint():
     b = [Document("1", "x y", (Span(0, 1, "B", "x"),))]
     assert corpus_fingerprint(a) != corpus_fingerprint(b)
     assert corpus_fingerprint(a) == corpus_fingerprint(list(a))
+
+
+def test_span_attributes_round_trip_and_stay_sorted():
+    span = Span(0, 5, "SYMPTOM", "fever", attributes=(("TREND", "INC"), ("assertion", "absent")))
+    assert span.attributes == (("TREND", "INC"), ("assertion", "absent"))
+    assert span.assertion == "absent" and span.attribute("TREND") == "INC"
+    assert span.to_dict()["attributes"] == {"TREND": "INC", "assertion": "absent"}
+    assert Span.from_dict(span.to_dict()) == span
+    assert span.with_attribute("assertion", "possible").assertion == "possible"
+    assert "attributes" not in Span(0, 5, "SYMPTOM", "fever").to_dict()
+    with pytest.raises(ValueError, match="'attributes' must map names to text values"):
+        Span.from_dict({**span.to_dict(), "attributes": {"assertion": 1}})

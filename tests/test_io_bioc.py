@@ -66,6 +66,20 @@ def test_scores_and_unnamed_spans_survive(tmp_path):
     assert read(tmp_path / "out.xml")[0] == [doc]
 
 
+def test_span_attributes_survive_as_infons(tmp_path):
+    from medner.errors import MednerError
+
+    negated = Span(12, 18, "Disease", "ulcers", attributes=(("assertion", "absent"),
+                                                            ("TREND", "INC")))
+    doc = Document("d", "Aspirin and ulcers", (Span(0, 7, "Chemical", "Aspirin"), negated))
+    bioc_xml.write([doc], tmp_path / "out.xml")
+    assert '<infon key="assertion">absent</infon>' in (tmp_path / "out.xml").read_text()
+    assert read(tmp_path / "out.xml")[0] == [doc]
+    clash = doc.with_spans([Span(0, 7, "Chemical", "Aspirin", attributes=(("type", "x"),))])
+    with pytest.raises(MednerError, match="attribute 'type' would overwrite"):
+        bioc_xml.write([clash], tmp_path / "clash.xml")
+
+
 def collection(body):
     """A one-document collection whose ``body`` starts on line 4."""
     return (f"<?xml version='1.0' encoding='utf-8'?>\n<collection><source/><date/><key/>\n"

@@ -94,7 +94,12 @@ def evaluate_command(
     max_prompt_tokens: MaxPromptTokens = None,
     abbreviations: Abbreviations = None,
 ) -> None:
-    """Score entities (P/R/F1 per label, micro/macro, 4 matching modes, 95% CIs) and relations.
+    """Score entities (P/R/F1 per label, micro/macro, 4 matching modes, 95% CIs), concept IDs,
+    assertions and relations.
+
+    Assertions (present / absent / possible) are scored when the predictions carry them and
+    the gold marks some: per value on the spans both sides share, and "strict+assertion",
+    which needs span, label and assertion all right.
 
     Either `medner evaluate GOLD PRED` or `medner evaluate MODEL --data GOLD`.
     """

@@ -39,7 +39,7 @@ def carries_assertions(pairing: Pairing) -> bool:
     return predicted and annotated
 
 
-def _value_counts(gold: Sequence[Span], pred: Sequence[Span]) -> Counter:
+def value_counts(gold: Sequence[Span], pred: Sequence[Span]) -> Counter:
     """(value, column) counts over the strictly matched span pairs of one document."""
     counts: Counter = Counter()
     for g, p in match_spans(gold, pred, "strict"):
@@ -69,7 +69,7 @@ def _span_counts(gold: Sequence[Span], pred: Sequence[Span]) -> Counter:
 def assertion_counts(pairing: Pairing, mode: str) -> tuple[np.ndarray, dict[str, list[int]]]:
     """Per-document ``[tp, fp, fn]`` (n_docs, 3) and per-value (``assertion``) or per-label
     (``strict+assertion``) totals, as the span modes give."""
-    count = _value_counts if mode == "assertion" else _span_counts
+    count = value_counts if mode == "assertion" else _span_counts
     per_doc = np.zeros((len(pairing.pairs), 3), dtype=np.int64)
     per_label: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for row, (gold, pred) in zip(per_doc, pairing.pairs, strict=True):
@@ -80,4 +80,4 @@ def assertion_counts(pairing: Pairing, mode: str) -> tuple[np.ndarray, dict[str,
     return per_doc, dict(per_label)
 
 
-__all__ = ["ASSERTION_MODES", "assertion_counts", "carries_assertions"]
+__all__ = ["ASSERTION_MODES", "assertion_counts", "carries_assertions", "value_counts"]
