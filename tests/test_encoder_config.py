@@ -27,8 +27,11 @@ def test_every_field_has_help() -> None:
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_shipped_config_loads(path: Path) -> None:
+    from medner.pipeline import stage_tables
+
     config = load_config(path)
     assert isinstance(config, EncoderConfig)
+    stage_tables(path)  # [link], [relations], [assertion] tables are checked too
     if config.labels:
         get_schema(config.labels)
     assert config.base_model

@@ -60,6 +60,8 @@ def corpus_stats(corpus: Corpus, schema: LabelSchema | None = None) -> dict:
         "spans": dict(sorted(Counter(s.label for d in docs for s in d.spans).items())),
         "discontinuous_spans": sum(bool(s.fragments) for d in docs for s in d.spans),
         "relations": dict(sorted(Counter(r.label for d in docs for r in d.relations).items())),
+        "attributes": dict(sorted(Counter(f"{name}={value}" for d in docs for s in d.spans
+                                          for name, value in s.attributes).items())),
         "read_report": dict(sorted(corpus.report.counts.items())),
     }
     if schema is not None:
@@ -116,6 +118,8 @@ def stats_command(
         console.print(counts_table("Mentions", st["spans"]))
         if st["relations"]:
             console.print(counts_table("Relations", st["relations"]))
+        if st["attributes"]:
+            console.print(counts_table("Span attributes", st["attributes"]))
         if schema is not None:
             console.print(counts_table(f"Mentions in schema {schema.name}", st["schema_spans"]))
         if st["read_report"]:
