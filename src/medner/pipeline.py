@@ -181,5 +181,5 @@ def train_stages(folder: Path, training: Any, tables: dict[str, dict[str, Any]],
     return done
 
 
-__all__ = ["ASSERTION_FOLDER", "LINKER_FOLDER", "RELATIONS_FOLDER", "Pipeline", "stage_tables", "train_stages",
-           "with_stages"]
+__all__ = ["ASSERTION_FOLDER", "LINKER_FOLDER", "RELATIONS_FOLDER", "Pipeline", "stage_tables",
+           "train_stages", "with_stages"]
