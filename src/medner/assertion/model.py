@@ -14,15 +14,8 @@ from typing import Any
 
 from medner.assertion.config import AssertionConfig
 from medner.assertion.inputs import span_inputs
+from medner.core import folder as model_folder
 from medner.core.device import move_to_device, resolve_bf16
-from medner.core.folder import (
-    MEDNER_JSON,
-    atomic_folder,
-    check_stage_folder,
-    folder_header,
-    loading_weights,
-    write_json,
-)
 from medner.document import ASSERTION, Document
 
 BACKEND = "assertion"
@@ -96,37 +89,37 @@ class AssertionModel:
         """Write the folder's files into ``folder`` (the staging folder of ``out``)."""
         self.network.save_pretrained(str(folder))
         self.tokenizer.save_pretrained(str(folder))
-        write_json(folder / MEDNER_JSON, {
-            **folder_header(BACKEND, out), "values": list(self.values),
+        model_folder.write_json(folder / model_folder.MEDNER_JSON, {
+            **model_folder.folder_header(BACKEND, out), "values": list(self.values),
             "training_config": self.config.to_dict(), "training": self.record})
 
     def save(self, out: str | Path) -> Path:
         """Write the model folder atomically; returns its path."""
-        path = atomic_folder(out, lambda folder: self.write_files(folder, out))
-        self.path = str(path)
-        return path
+        self.path = str(model_folder.atomic_folder(
+            out, lambda folder: self.write_files(folder, out)))
+        return Path(self.path)
 
     @classmethod
     def load(cls, path: str | Path, *, threads: int | None = None, device: str | None = None,
              bf16: bool | None = None, batch_size: int = 64) -> AssertionModel:
-        """``device`` ("cuda", ...) places the model (default: CPU); ``bf16`` defaults to
-        ``MEDNER_PRECISION`` and the CPU (``medner.core.device``)."""
-        import torch
+        """The classifier saved in ``path``, on ``device`` (default: the CPU), in bf16 when
+        ``bf16`` says so (default: ``MEDNER_PRECISION`` and the CPU's support)."""
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        folder = Path(path)
-        meta = check_folder(folder)
+        meta = check_folder(Path(path))
         if threads:
+            import torch
+
             torch.set_num_threads(threads)
-        with loading_weights(folder):
-            tokenizer = AutoTokenizer.from_pretrained(str(folder))
-            network = AutoModelForSequenceClassification.from_pretrained(str(folder))
-        return cls(move_to_device(network, device, folder).eval(), tokenizer,
+        with model_folder.loading_weights(path):
+            tokenizer = AutoTokenizer.from_pretrained(str(path))
+            network = AutoModelForSequenceClassification.from_pretrained(str(path))
+        return cls(move_to_device(network, device, Path(path)).eval(), tokenizer,
                    AssertionConfig.from_dict(meta["training_config"]), meta.get("training"),
-                   path=str(folder), batch_size=batch_size, bf16=resolve_bf16(bf16))
+                   path=str(path), batch_size=batch_size, bf16=resolve_bf16(bf16))
 
 
 def check_folder(folder: Path) -> dict[str, Any]:
     """The folder's ``medner.json``, after checking it is a complete assertion model folder."""
-    return check_stage_folder(folder, BACKEND, "assertion model", REQUIRED_FILES,
+    return model_folder.check_stage_folder(folder, BACKEND, "assertion model", REQUIRED_FILES,
                               ("training_config",))

@@ -112,19 +112,18 @@ def evaluate(
         results[mode] = _mode_result(mode, per_label)
         columns.append(per_doc)
 
-    concepts: dict[str, ModeResult] = {}
-    if carries_ids(pairing):
-        for mode in CONCEPT_MODES:
-            per_doc, per_label = concept_counts(pairing, mode)
-            concepts[mode] = _mode_result(mode, per_label)
+    # concept IDs, then assertions: each scored only where the data carries them
+    sections: list[dict[str, ModeResult]] = []
+    for applies, section_modes, count in (
+            (carries_ids, CONCEPT_MODES, concept_counts),
+            (carries_assertions, ASSERTION_MODES, assertion_counts)):
+        scored: dict[str, ModeResult] = {}
+        for mode in section_modes if applies(pairing) else ():
+            per_doc, per_label = count(pairing, mode)
+            scored[mode] = _mode_result(mode, per_label)
             columns.append(per_doc)
-
-    assertions: dict[str, ModeResult] = {}
-    if carries_assertions(pairing):
-        for mode in ASSERTION_MODES:
-            per_doc, per_label = assertion_counts(pairing, mode)
-            assertions[mode] = _mode_result(mode, per_label)
-            columns.append(per_doc)
+        sections.append(scored)
+    concepts, assertions = sections
 
     relations = None
     if has_relations([pairing]):
