@@ -218,3 +218,32 @@ def test_one_config_trains_the_entity_model_and_its_assertion_stage(tiny_base: P
                                        "--out", str(tmp_path / "model2")])
     assert "[assertion]" in str(refused.exception) and "epoch" in str(refused.exception)
     assert not (tmp_path / "model2").exists()  # refused before training
+
+
+def test_assertion_train_adds_the_stage_to_an_entity_model_folder(tiny_base: Path,
+                                                                   tmp_path: Path) -> None:
+    import shutil
+
+    from typer.testing import CliRunner
+
+    import medner
+    from medner.cli import app
+    from medner.io import write_corpus
+
+    model = tmp_path / "model"
+    shutil.copytree(Path(__file__).parent / "saved_folders" / "encoder", model)
+    data = tmp_path / "train.jsonl"
+    write_corpus(DOCS, data)
+    config = tmp_path / "assertion.toml"
+    config.write_text(f'[assertion]\nmax_steps = 2\nheld_out = 0.0\nthreads = 1\n'
+                      f'base_model = "{tiny_base}"\n', encoding="utf-8")
+    result = CliRunner().invoke(app, ["assertion", "train", str(data), "--out", str(model),
+                                      "-c", str(config)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert result.stdout.strip().endswith(str(model / "assertion"))
+    chain = medner.load(model, bf16=False)
+    assert chain.stages == ["assertion"] and chain.assertion.record["train_spans"] == 9
+    config.write_text('[assertion]\nepoch = 3\n', encoding="utf-8")
+    refused = CliRunner().invoke(app, ["assertion", "train", str(data), "--out",
+                                       str(tmp_path / "other"), "-c", str(config)])
+    assert "unknown field(s) epoch" in str(refused.exception)

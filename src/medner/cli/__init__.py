@@ -25,7 +25,7 @@ app = typer.Typer(
 # Each module defines ``register(app)`` and imports heavy libraries (torch, transformers)
 # only inside its commands, so `medner --help` and the data commands start fast.
 COMMAND_MODULES = ("data", "evaluate", "train", "extract", "serve", "pretrain", "export_onnx",
-                   "ensemble", "hosted", "kb")
+                   "ensemble", "hosted", "kb", "assertion")
 for _name in COMMAND_MODULES:
     importlib.import_module(f"medner.cli.{_name}").register(app)
 
