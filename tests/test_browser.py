@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -200,11 +201,10 @@ class _NamesEveryConcept:
         return [replace(d, relations=(Relation("CID", "ID0", "ID1"),)) for d in documents]
 
 
-def test_concepts_and_relations_are_shown(model, page):
-    from medner.pipeline import Pipeline
-
-    stage = _NamesEveryConcept()
-    chain = Pipeline(model, linker=stage, relations=stage)
+@contextmanager
+def extracted_on_page(chain, page):
+    """The page, served by ``chain``, after extracting from the training texts (at least two
+    spans, so that stand-in stages have something to mark)."""
     text = " ".join(d["text"] + "." for d in TRAIN_DOCS)
     assert len(chain.extract(text)[0].spans) >= 2
     with running_server(create_app(chain)) as url:
@@ -212,6 +212,14 @@ def test_concepts_and_relations_are_shown(model, page):
         page.fill("#text", text)
         page.click("#extract")
         page.wait_for_selector("#entities tbody tr")
+        yield page
+
+
+def test_concepts_and_relations_are_shown(model, page):
+    from medner.pipeline import Pipeline
+
+    stage = _NamesEveryConcept()
+    with extracted_on_page(Pipeline(model, linker=stage, relations=stage), page):
         first = page.locator("#entities tbody tr").nth(0).locator("td").all_inner_texts()
         assert first[-1] == "ID0 concept 0"
         assert "ID0 concept 0" in page.locator("#highlighted mark.entity").nth(0).get_attribute(
@@ -232,14 +240,7 @@ class _NegatesTheFirst:
 def test_absent_and_possible_findings_are_marked_and_explained(model, page):
     from medner.pipeline import Pipeline
 
-    chain = Pipeline(model, assertion=_NegatesTheFirst())
-    text = " ".join(d["text"] + "." for d in TRAIN_DOCS)
-    assert len(chain.extract(text)[0].spans) >= 2
-    with running_server(create_app(chain)) as url:
-        page.goto(url)
-        page.fill("#text", text)
-        page.click("#extract")
-        page.wait_for_selector("#entities tbody tr")
+    with extracted_on_page(Pipeline(model, assertion=_NegatesTheFirst()), page):
         marks = page.locator("#highlighted mark.entity")
         assert marks.nth(0).get_attribute("class") == "entity absent"
         assert marks.nth(1).get_attribute("class") == "entity possible"

@@ -137,11 +137,13 @@ def train_stages(folder: Path, training: Any, tables: dict[str, dict[str, Any]],
     any ``RelationConfig`` field. ``[assertion]``: any ``AssertionConfig`` field; it learns
     from the entity model's own training part, on its labels.
     """
-    train_path = training.train
+    from medner.core.data import resolve_data_path
     from medner.io import read_corpus
 
     base = Path(config_path).parent
-    train = read_corpus(train_path).documents
+    train_path = resolve_data_path(training.train)
+    # the linker and the relation model learn from the whole corpus as read (IDs, relations)
+    train = read_corpus(train_path).documents if {"link", "relations"} & set(tables) else []
     done = []
     if "link" in tables:
         from medner.linking import build_index, names_from_corpus

@@ -5,10 +5,10 @@ a mention-level classifier (as in relation extraction's entity markers)."""
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from medner.assertion.config import AssertionConfig
-from medner.document import PRESENT, Document, Span
+from medner.document import Document, Span
 from medner.sentences import sentence_starts
 
 
@@ -37,10 +37,3 @@ def span_inputs(document: Document, config: AssertionConfig) -> list[tuple[str, 
     return [(label_phrase(s.label), marked_context(document.text, s, starts, config))
             for s in document.spans]
 
-
-def gold_assertions(documents: Sequence[Document]) -> Iterator[tuple[Document, Span, str]]:
-    """Every span with its gold assertion; a span without one is ``present`` (corpora mark
-    only the negated and uncertain findings)."""
-    for document in documents:
-        for span in document.spans:
-            yield document, span, span.assertion or PRESENT

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from medner.assertion.config import AssertionConfig
-from medner.assertion.inputs import gold_assertions, label_phrase, marked_context
+from medner.assertion.inputs import span_inputs
 from medner.assertion.model import AssertionModel
 from medner.basemodels import load_encoder_base
 from medner.core.data import Log
@@ -23,20 +23,17 @@ from medner.core.device import resolve_bf16
 from medner.core.training import common_arguments, resume_checkpoint, save_run, work_folder
 from medner.document import PRESENT, Document, corpus_fingerprint
 from medner.errors import ConfigError
-from medner.sentences import sentence_starts
+from medner.scoring.spans import prf
 from medner.split import hold_out
 
 
 def examples(documents: Sequence[Document], config: AssertionConfig
              ) -> list[tuple[str, str, str]]:
-    """(label phrase, marked context, gold value) for every span."""
-    starts: dict[int, list[int]] = {}
-    found = []
-    for document, span, value in gold_assertions(documents):
-        where = starts.setdefault(id(document), sentence_starts(document.text))
-        found.append((label_phrase(span.label),
-                      marked_context(document.text, span, where, config), value))
-    return found
+    """(label phrase, marked context, gold value) for every span; a span without an
+    assertion is ``present`` (corpora mark only the negated and uncertain findings)."""
+    return [(label, context, span.assertion or PRESENT) for document in documents
+            for (label, context), span in zip(span_inputs(document, config), document.spans,
+                                              strict=True)]
 
 
 def value_order(values: Iterable[str]) -> list[str]:
@@ -69,7 +66,7 @@ def macro_f1(gold: Sequence[int], predicted: Sequence[int], n_values: int) -> di
         tp = sum(g == p == value for g, p in zip(gold, predicted, strict=True))
         fp = sum(p == value != g for g, p in zip(gold, predicted, strict=True))
         fn = sum(g == value != p for g, p in zip(gold, predicted, strict=True))
-        f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+        f1s.append(prf(tp, fp, fn)[2])
     correct = sum(g == p for g, p in zip(gold, predicted, strict=True))
     return {"accuracy": correct / max(1, len(gold)), "macro_f1": sum(f1s) / n_values}
 

@@ -32,23 +32,25 @@ def train_command(
         "--resume", help="Continue from the latest checkpoint beside --out.")] = False,
 ) -> None:
     """Fine-tune the assertion classifier on gold spans (written atomically)."""
-    from medner.assertion import AssertionConfig, train_assertion
+    from medner.assertion import train_assertion
+    from medner.assertion.model import BACKEND
     from medner.core.folder import MEDNER_JSON, read_medner_json
     from medner.io import read_corpus
     from medner.labels import LabelSchema, apply_schema, get_schema
     from medner.pipeline import ASSERTION_FOLDER, stage_config, stage_tables
 
     target, schema = out, get_schema(labels) if labels else None
-    if (out / MEDNER_JSON).is_file():
+    meta = read_medner_json(out) if (out / MEDNER_JSON).is_file() else {}
+    if meta and meta["backend"] != BACKEND:  # an entity model folder: its assertion/ stage
         target = out / ASSERTION_FOLDER
-        schema = schema or LabelSchema.from_dict(read_medner_json(out)["schema"])
-    settings = stage_tables(config).get("assertion", {}) if config else {}
+        schema = schema or LabelSchema.from_dict(meta["schema"])
+    settings = stage_tables(config).get("assertion", {})
     documents = read_corpus(train, fmt, on_mismatch=on_mismatch).documents
     if schema is not None:
         documents, _ = apply_schema(documents, schema)
     model = train_assertion(
         documents, out=target, resume=resume, progress=True,
-        config=stage_config("assertion", settings, config) if config else AssertionConfig(),
+        config=stage_config("assertion", settings, config),
         log=lambda message: typer.echo(message, err=True))
     typer.echo(str(model.path))
 

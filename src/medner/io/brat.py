@@ -162,7 +162,8 @@ class _AnnParser:
         if canonical != line:
             self.raw[canonical] = line
 
-    def attribute(self, line: str, lineno: int) -> tuple[str, str, str] | None:
+    def attribute(self, line: str, lineno: int, span_ids: set[str | None]
+                  ) -> tuple[str, str, str] | None:
         """(T id, attribute name, value) of an ``A``/``M`` line, or None when skipped."""
         fields = line.split("\t")
         parts = fields[1].split() if len(fields) > 1 else []
@@ -173,7 +174,7 @@ class _AnnParser:
         where = {"path": self.path, "line": lineno, "on_mismatch": self.on_mismatch,
                  "report": self.report}
         span_id = self.triggers.get(target, target)
-        if span_id not in {s.id for s in self.spans}:
+        if span_id not in span_ids:
             reject(f"attribute {name} names {target}, which is no span or event of this file",
                    "attribute of a missing annotation", **where)
             return None
@@ -189,8 +190,9 @@ class _AnnParser:
     def document(self, doc_id: str) -> Document:
         attributes: dict[str, list[tuple[str, str]]] = {}
         kept = []
+        span_ids = {s.id for s in self.spans}
         for lineno, line in self.attribute_lines:
-            found = self.attribute(line, lineno)
+            found = self.attribute(line, lineno, span_ids)
             if found is not None:
                 self.report.note(f"brat: attribute lines read as span attributes ({line[0]})")
                 attributes.setdefault(found[0], []).append(found[1:])

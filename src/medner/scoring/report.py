@@ -190,12 +190,11 @@ class EvaluationReport:
         for mode, r in self.results.items():
             lines += ["", f"### Per label, {mode}", ""]
             lines += _label_rows_markdown(r.per_label)
-        for title, scoped in (("Concept IDs", self.concepts), ("Assertions", self.assertions)):
-            if scoped:
-                lines += ["", f"## {title}", "",
-                          f"| Scope | Precision | Recall | F1 |{ci_head} TP | FP | FN |",
-                          "|---|---:|---:|---:|" + ("---:|" if ci else "") + "---:|---:|---:|"]
-                lines += _scope_rows_markdown(scoped, ci)
+        for title, scoped in self._sections():
+            lines += ["", f"## {title}", "",
+                      f"| Scope | Precision | Recall | F1 |{ci_head} TP | FP | FN |",
+                      "|---|---:|---:|---:|" + ("---:|" if ci else "") + "---:|---:|---:|"]
+            lines += _scope_rows_markdown(scoped, ci)
         if self.relations is not None:
             rel = self.relations
             m = rel.micro
@@ -221,9 +220,7 @@ class EvaluationReport:
         parts: list[Any] = [self._summary_table()]
         if self.results:
             parts.append(self._label_table())
-        for title, scoped in (("Concept IDs", self.concepts), ("Assertions", self.assertions)):
-            if scoped:
-                parts.append(self._scope_table(title, scoped))
+        parts += [self._scope_table(title, scoped) for title, scoped in self._sections()]
         if self.relations is not None:
             parts.append(self._relation_table())
         if self.notes:
@@ -261,6 +258,11 @@ class EvaluationReport:
                            str(s.tp), str(s.fp), str(s.fn),
                            *[_pct(o.f1) if o else "-" for o in other])
         return labels
+
+    def _sections(self) -> list[tuple[str, dict[str, ModeResult]]]:
+        """The optional sections with scores, titled: concept IDs, assertions."""
+        return [(title, scoped) for title, scoped in (("Concept IDs", self.concepts),
+                                                      ("Assertions", self.assertions)) if scoped]
 
     def _scope_table(self, title: str, scoped: dict[str, ModeResult]):
         """Micro and per-label rows of each mode of a section (concept IDs, assertions)."""
