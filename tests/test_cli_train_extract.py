@@ -318,3 +318,25 @@ def test_resume_refuses_an_output_written_in_another_format(model_dir: Path, tmp
                                                        "--resume"))
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert out.read_text() == before
+
+
+def test_the_device_rule_from_the_command_line(model_dir: Path, capsys,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """--device auto (the default) runs where torch can; a CUDA device on a machine without
+    one ends with one error line naming the folder, not a traceback."""
+    from medner.cli import main
+    from medner.core import device
+
+    meta = json.loads((model_dir / "medner.json").read_text())
+    assert (meta["precision"], meta["trained_on"]) == ("fp32", "cpu")  # the config's bf16=false
+    monkeypatch.setattr(device, "cuda_available", lambda: False)
+    result = CliRunner().invoke(make_app(), ["extract", str(model_dir), TEXT, "--device", "auto"])
+    assert result.exit_code == 0 and "Entity: Malaria, Label: DISEASE" in result.output
+    for command in (["extract", str(model_dir), TEXT],
+                    ["evaluate", str(model_dir), "--data", str(model_dir.parent / "train.jsonl")]):
+        with pytest.raises(SystemExit) as stopped:
+            main([*command, "--device", "cuda"])
+        assert stopped.value.code == 2
+        err = capsys.readouterr().err
+        assert f"model folder {model_dir}: device 'cuda' asked for, but torch sees no CUDA GPU" \
+               in " ".join(err.split()) and "Traceback" not in err

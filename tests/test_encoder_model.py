@@ -189,7 +189,9 @@ def test_device_option(trained: Path) -> None:
     import torch
 
     assert load(trained, device="cpu").model.device.type == "cpu"
-    with pytest.raises(MednerError, match="not a torch device"):
+    on = "cuda" if torch.cuda.is_available() else "cpu"
+    assert load(trained).model.device.type == load(trained, device="auto").model.device.type == on
+    with pytest.raises(MednerError, match="not a device"):
         load(trained, device="gpu0")
     with pytest.raises(MednerError, match="runs on the CPU"):
         load(trained, runtime="onnx", device="cuda")

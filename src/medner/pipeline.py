@@ -64,9 +64,9 @@ class Pipeline:
         return self.predict(documents_from_texts(texts, ids), progress=progress)
 
 
-def with_stages(model: Any, folder: Path) -> Any:
+def with_stages(model: Any, folder: Path, *, device: str | None = None) -> Any:
     """``model`` itself, or a Pipeline when ``folder`` holds assertion, linker or relation
-    stages."""
+    stages (the neural ones on ``device``, as the entity model)."""
     linker = relations = assertion = None
     if (folder / LINKER_FOLDER).is_dir():
         from medner.linking import Linker
@@ -75,11 +75,11 @@ def with_stages(model: Any, folder: Path) -> Any:
     if (folder / RELATIONS_FOLDER).is_dir():
         from medner.relations import RelationModel
 
-        relations = RelationModel.load(folder / RELATIONS_FOLDER)
+        relations = RelationModel.load(folder / RELATIONS_FOLDER, device=device)
     if (folder / ASSERTION_FOLDER).is_dir():
         from medner.assertion import AssertionModel
 
-        assertion = AssertionModel.load(folder / ASSERTION_FOLDER)
+        assertion = AssertionModel.load(folder / ASSERTION_FOLDER, device=device)
     if linker is None and relations is None and assertion is None:
         return model
     return Pipeline(model, linker, relations, assertion)

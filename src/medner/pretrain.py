@@ -247,8 +247,13 @@ def pretrain(config: PretrainConfig, *, log: Log = print, progress: bool = True
     import torch
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments, set_seed
 
-    from medner.core.device import resolve_bf16
-    from medner.core.training import common_arguments, resume_checkpoint, save_run, work_folder
+    from medner.core.training import (
+        common_arguments,
+        resume_checkpoint,
+        run_precision,
+        save_run,
+        work_folder,
+    )
 
     started = time.perf_counter()
     if config.threads:
@@ -266,10 +271,11 @@ def pretrain(config: PretrainConfig, *, log: Log = print, progress: bool = True
     collator = DataCollatorForLanguageModeling(
         tokenizer, mlm=config.objective == "mlm", mlm_probability=config.mlm_probability,
         seed=config.seed)
-    bf16 = resolve_bf16(config.bf16)
+    precision = run_precision(config.bf16)
     work_dir = work_folder(config.out, ".checkpoints")
     args = TrainingArguments(
-        **common_arguments(config, work_dir, bf16=bf16, progress=progress, selection=None,
+        **common_arguments(config, work_dir, precision=precision, progress=progress,
+                           selection=None,
                            eval_steps=config.save_steps, save_total_limit=1),
         per_device_eval_batch_size=config.batch_size,
         logging_steps=20,
@@ -309,7 +315,7 @@ def pretrain(config: PretrainConfig, *, log: Log = print, progress: bool = True
         "train_seconds": round(train_seconds, 1),
         "total_seconds": round(time.perf_counter() - started, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "bf16": bf16,
+        **precision.record(),
     }
     path = save_run(trainer, config.out, work_dir,
                     lambda folder, staging: _write_folder(folder, staging, tokenizer, meta))
@@ -331,6 +337,8 @@ def evaluate_lm(model_path: str | Path, texts: Sequence[str | Path], *, objectiv
         set_seed,
     )
 
+    from medner.core.device import training_device
+
     chosen = objective or _objective_of(model_path)
     base, model, tokenizer = load_for_objective(str(model_path), chosen, log=lambda _m: None)
     docs = read_documents(texts, text_format)
@@ -341,7 +349,8 @@ def evaluate_lm(model_path: str | Path, texts: Sequence[str | Path], *, objectiv
     collator = DataCollatorForLanguageModeling(tokenizer, mlm=chosen == "mlm", seed=seed)
     with tempfile.TemporaryDirectory() as scratch:  # Trainer wants an output_dir
         args = TrainingArguments(output_dir=scratch, per_device_eval_batch_size=batch_size,
-                                 use_cpu=True, report_to="none", disable_tqdm=True,
+                                 use_cpu=training_device() == "cpu", report_to="none",
+                                 disable_tqdm=True,
                                  save_strategy="no")
         trainer = Trainer(model=model, args=args, data_collator=collator,
                           processing_class=tokenizer)

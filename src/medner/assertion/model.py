@@ -15,7 +15,7 @@ from typing import Any
 from medner.assertion.config import AssertionConfig
 from medner.assertion.inputs import span_inputs
 from medner.core import folder as model_folder
-from medner.core.device import move_to_device, resolve_bf16
+from medner.core.device import device_of, move_to_device, resolve_bf16
 from medner.document import ASSERTION, Document
 
 BACKEND = "assertion"
@@ -102,8 +102,9 @@ class AssertionModel:
     @classmethod
     def load(cls, path: str | Path, *, threads: int | None = None, device: str | None = None,
              bf16: bool | None = None, batch_size: int = 64) -> AssertionModel:
-        """The classifier saved in ``path``, on ``device`` (default: the CPU), in bf16 when
-        ``bf16`` says so (default: ``MEDNER_PRECISION`` and the CPU's support)."""
+        """The classifier saved in ``path``, on ``device`` (default: auto, a GPU when there is
+        one), in bf16 when ``bf16`` says so (default: ``MEDNER_PRECISION`` and the device's
+        support)."""
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         meta = check_folder(Path(path))
@@ -114,9 +115,10 @@ class AssertionModel:
         with model_folder.loading_weights(path):
             tokenizer = AutoTokenizer.from_pretrained(str(path))
             network = AutoModelForSequenceClassification.from_pretrained(str(path))
-        return cls(move_to_device(network, device, Path(path)).eval(), tokenizer,
-                   AssertionConfig.from_dict(meta["training_config"]), meta.get("training"),
-                   path=str(path), batch_size=batch_size, bf16=resolve_bf16(bf16))
+        network = move_to_device(network, device, Path(path)).eval()
+        return cls(network, tokenizer, AssertionConfig.from_dict(meta["training_config"]),
+                   meta.get("training"), path=str(path), batch_size=batch_size,
+                   bf16=resolve_bf16(bf16, device_of(network)))
 
 
 def check_folder(folder: Path) -> dict[str, Any]:

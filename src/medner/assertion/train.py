@@ -19,8 +19,13 @@ from medner.assertion.inputs import span_inputs
 from medner.assertion.model import AssertionModel
 from medner.basemodels import load_encoder_base
 from medner.core.data import Log
-from medner.core.device import resolve_bf16
-from medner.core.training import common_arguments, resume_checkpoint, save_run, work_folder
+from medner.core.training import (
+    common_arguments,
+    resume_checkpoint,
+    run_precision,
+    save_run,
+    work_folder,
+)
 from medner.document import PRESENT, Document, corpus_fingerprint
 from medner.errors import ConfigError
 from medner.scoring.spans import prf
@@ -104,7 +109,8 @@ def train_assertion(train_docs: Iterable[Document], *, out: str | Path | None = 
         lambda path: AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=len(values), id2label=dict(enumerate(values)),
             label2id={v: k for k, v in enumerate(values)}))
-    model = AssertionModel(network, tokenizer, config, bf16=resolve_bf16(None))
+    precision = run_precision(None)
+    model = AssertionModel(network, tokenizer, config, bf16=precision.bf16)
     train_part, held = (hold_out(documents, config.held_out, config.seed) if config.held_out
                         else (documents, []))
     train_set = SpanDataset(model, examples(train_part, config), values)
@@ -117,7 +123,7 @@ def train_assertion(train_docs: Iterable[Document], *, out: str | Path | None = 
         return macro_f1(prediction.label_ids.tolist(), predicted.tolist(), len(values))
 
     work_dir = work_folder(out or "assertion-model")
-    arguments = common_arguments(config, work_dir, bf16=model.bf16, progress=progress,
+    arguments = common_arguments(config, work_dir, precision=precision, progress=progress,
                                  selection="macro_f1" if held_set else None, eval_steps=None)
     # sentences vary from 5 to 100 tokens: batches of like length spare most of the padding
     arguments["train_sampling_strategy"] = "group_by_length"
@@ -131,7 +137,7 @@ def train_assertion(train_docs: Iterable[Document], *, out: str | Path | None = 
                     "held_out_documents": len(held), "train_spans": len(train_set),
                     "values": dict(counts), "corpus": corpus_fingerprint(documents),
                     "held_out": trainer.evaluate() if held_set else None,
-                    "seconds": round(time.perf_counter() - started, 1)}
+                    **precision.record(), "seconds": round(time.perf_counter() - started, 1)}
     model.network = trainer.model.eval()
     if out is not None:
         model.path = str(save_run(trainer, out, work_dir,

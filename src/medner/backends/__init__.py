@@ -68,6 +68,6 @@ def load(path: str | Path, *, bf16: bool | None = None, batch_size: int | None =
         return model
     from medner.pipeline import with_stages
 
-    return with_stages(model, target)
+    return with_stages(model, target, device=given.get("device"))
 
 __all__ = ["BACKENDS", "backend_module", "load"]

@@ -9,7 +9,13 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from medner.cli.options import Abbreviations, Constrained, MaxPromptTokens, RepeatPatience
+from medner.cli.options import (
+    Abbreviations,
+    Constrained,
+    Device,
+    MaxPromptTokens,
+    RepeatPatience,
+)
 from medner.document import Document
 from medner.errors import MednerError
 from medner.io import read_corpus, write_corpus
@@ -93,6 +99,7 @@ def evaluate_command(
     repeat_patience: RepeatPatience = None,
     max_prompt_tokens: MaxPromptTokens = None,
     abbreviations: Abbreviations = None,
+    device: Device = None,
 ) -> None:
     """Score entities (P/R/F1 per label, micro/macro, 4 matching modes, 95% CIs), concept IDs,
     assertions and relations.
@@ -125,7 +132,8 @@ def evaluate_command(
         gold, predicted, notes = predict_with_model(gold_or_model, gold, constrained=constrained,
                                                      repeat_patience=repeat_patience,
                                                      abbreviations=abbreviations,
-                                                     max_prompt_tokens=max_prompt_tokens)
+                                                     max_prompt_tokens=max_prompt_tokens,
+                                                     device=device)
         if save_predictions is not None:
             write_corpus(predicted, save_predictions)
     else:

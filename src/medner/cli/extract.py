@@ -191,9 +191,9 @@ def extract_command(
         "--runtime", help="Encoder models: torch (default) or onnx (ONNX Runtime, after "
         "`medner export-onnx MODEL`; pays on CPUs without bf16).", show_default=False)] = None,
     device: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        "--device", help="Torch device for the model: cpu (default), cuda, cuda:1, ... With "
-        "--engine ray and --gpus-per-actor, each actor uses its GPU (cuda).",
-        show_default=False)] = None,
+        "--device", help="Torch device for the model: auto (a CUDA GPU when torch sees one, "
+        "else the CPU), cpu, cuda, cuda:1, ... Default: auto. With --engine ray and "
+        "--gpus-per-actor, each actor uses its GPU (cuda).", show_default=False)] = None,
     engine: Annotated[str, typer.Option(
         "--engine", help="With --input and --output: local (one process) or ray (Ray Data "
         "actors; --output is a folder of shards plus manifest.json).")] = "local",

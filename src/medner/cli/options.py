@@ -30,6 +30,9 @@ BatchSize = Annotated[int | None, typer.Option(
     "Default: the model's.", show_default=False)]
 Threads = Annotated[int | None, typer.Option(
     "--threads", help="Torch CPU threads. Default: all cores.", show_default=False)]
+Device = Annotated[str | None, typer.Option(
+    "--device", help="Torch device for the model: auto (a CUDA GPU when torch sees one, else "
+    "the CPU), cpu, cuda, cuda:1, ... Default: auto.", show_default=False)]
 
-__all__ = ["Abbreviations", "BatchSize", "Constrained", "MaxPromptTokens", "RepeatPatience",
-           "Threads"]
+__all__ = ["Abbreviations", "BatchSize", "Constrained", "Device", "MaxPromptTokens",
+           "RepeatPatience", "Threads"]

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from medner.cli.options import BatchSize, Threads
+from medner.cli.options import BatchSize, Device, Threads
 from medner.errors import MednerError
 
 API_KEY_ENV = "MEDNER_API_KEY"
@@ -46,7 +46,8 @@ def run_server(model_path: Path, *, host: str = "127.0.0.1", port: int = 8000,
                max_chars: int = DEFAULT_MAX_CHARS, max_texts: int = DEFAULT_MAX_TEXTS,
                max_batch_texts: int = 32, max_wait_ms: float = 200.0,
                batch_size: int | None = None,
-               threads: int | None = None, log_level: str = "info") -> None:
+               threads: int | None = None, device: str | None = None,
+               log_level: str = "info") -> None:
     """Load the model and serve it until interrupted (what ``medner serve`` does)."""
     try:
         import uvicorn
@@ -65,7 +66,7 @@ def run_server(model_path: Path, *, host: str = "127.0.0.1", port: int = 8000,
     if not _is_loopback(host) and api_key is None:
         typer.echo(f"warning: serving on {host} without an API key: anyone who can reach this "
                    f"port can use the model. Set {API_KEY_ENV} to require one.", err=True)
-    model = load(model_path, batch_size=batch_size, threads=threads)
+    model = load(model_path, batch_size=batch_size, threads=threads, device=device)
     app = create_app(model, max_chars=max_chars, max_texts=max_texts, api_key=api_key,
                      max_batch_texts=max_batch_texts, max_wait_ms=max_wait_ms)
     labels = ", ".join(getattr(model, "labels", ()))
@@ -97,6 +98,7 @@ def serve_command(
         "batch. An idle server never waits.")] = 200.0,
     batch_size: BatchSize = None,
     threads: Threads = None,
+    device: Device = None,
     log_level: Annotated[str, typer.Option(
         "--log-level", help="critical, error, warning, info or debug.")] = "info",
 ) -> None:
@@ -113,7 +115,7 @@ def serve_command(
         raise MednerError(f"--max-wait-ms {max_wait_ms}: must be between 0 and 1000")
     run_server(model, host=host, port=port, max_chars=max_chars, max_texts=max_texts,
                max_batch_texts=max_batch, max_wait_ms=max_wait_ms, batch_size=batch_size,
-               threads=threads, log_level=log_level)
+               threads=threads, device=device, log_level=log_level)
 
 
 def register(app: typer.Typer) -> None:

@@ -9,11 +9,45 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from medner.core.data import Log
+from medner.core.device import Precision, training_device, training_precision
 from medner.core.folder import atomic_folder
+
+
+@dataclass(frozen=True)
+class RunPrecision:
+    """Where a training run computes and in which precision (``core.device``'s rule)."""
+
+    device: str
+    precision: Precision
+
+    @property
+    def bf16(self) -> bool:
+        return self.precision == "bf16"
+
+    def record(self) -> dict[str, Any]:
+        """What ``medner.json`` keeps of it: the device by name, so a folder says what card
+        (or CPU) trained it."""
+        return {"bf16": self.bf16, "precision": self.precision,
+                "trained_on": device_name(self.device)}
+
+
+def run_precision(bf16: bool | None) -> RunPrecision:
+    """The device and precision of a training run whose config says ``bf16`` (None: open)."""
+    device = training_device()
+    return RunPrecision(device, training_precision(bf16, device))
+
+
+def device_name(device: str) -> str:
+    if not device.startswith("cuda"):
+        return "cpu"
+    import torch
+
+    return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
 
 
 def work_folder(out: str | Path, suffix: str = ".train") -> Path:
@@ -21,7 +55,7 @@ def work_folder(out: str | Path, suffix: str = ".train") -> Path:
     return Path(str(Path(out).resolve()) + suffix)
 
 
-def common_arguments(config: Any, work_dir: Path, *, bf16: bool, progress: bool,
+def common_arguments(config: Any, work_dir: Path, *, precision: RunPrecision, progress: bool,
                      selection: str | None, eval_steps: int | None, save_total_limit: int = 2
                      ) -> dict[str, Any]:
     """``TrainingArguments`` (or ``SFTConfig``) keywords every medner run sets alike.
@@ -31,8 +65,6 @@ def common_arguments(config: Any, work_dir: Path, *, bf16: bool, progress: bool,
     that picks the best checkpoint (None: no dev set, no evaluation); with ``eval_steps``
     None evaluation and saving happen once an epoch.
     """
-    import torch
-
     report_to: Sequence[str] = config.report_to
     if "tensorboard" in report_to:
         os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(work_dir / "runs"))
@@ -53,8 +85,9 @@ def common_arguments(config: Any, work_dir: Path, *, bf16: bool, progress: bool,
         "metric_for_best_model": selection,
         "greater_is_better": True if selection else None,
         "save_total_limit": save_total_limit,
-        "bf16": bf16,
-        "use_cpu": not torch.cuda.is_available(),  # GPUs when present (accelerate launch)
+        "bf16": precision.bf16,
+        "fp16": precision.precision == "fp16",  # older GPUs: the Trainer scales the loss
+        "use_cpu": precision.device == "cpu",
         "report_to": list(report_to) or "none",
         "seed": config.seed,
         "data_seed": config.seed,
@@ -111,4 +144,5 @@ def save_run(trainer, out: str | Path, work_dir: Path, write: Callable[[Path, Pa
     return path
 
 
-__all__ = ["common_arguments", "resume_checkpoint", "save_run", "step_of", "work_folder"]
+__all__ = ["RunPrecision", "common_arguments", "device_name", "resume_checkpoint",
+           "run_precision", "save_run", "step_of", "work_folder"]

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from medner.core.device import move_to_device, resolve_bf16
+from medner.core.device import device_of, move_to_device, resolve_bf16
 from medner.core.folder import (
     MEDNER_JSON,
     atomic_folder,
@@ -127,8 +127,9 @@ class RelationModel:
     @classmethod
     def load(cls, path: str | Path, *, threads: int | None = None, device: str | None = None,
              bf16: bool | None = None, batch_size: int = 8) -> RelationModel:
-        """``device`` ("cuda", ...) places the model (default: CPU); ``bf16`` defaults to
-        ``MEDNER_PRECISION`` and the CPU (``medner.core.device``)."""
+        """``device`` (auto, cpu, cuda, ...) places the model (default: auto, a GPU when there
+        is one); ``bf16`` defaults to ``MEDNER_PRECISION`` and the device
+        (``medner.core.device``)."""
         import torch
         from safetensors.torch import load_file
         from transformers import AutoModel, AutoTokenizer
@@ -157,7 +158,7 @@ class RelationModel:
         network = move_to_device(network, device, folder).eval()
         return cls(network, tokenizer, config, float(meta["threshold"]), meta.get("training"),
                    path=str(folder),
-                   batch_size=batch_size, bf16=resolve_bf16(bf16))
+                   batch_size=batch_size, bf16=resolve_bf16(bf16, device_of(network)))
 
 
 def check_folder(folder: Path) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from medner.basemodels import load_encoder_base
 from medner.core.data import Log
+from medner.core.device import training_device
 from medner.core.training import work_folder
 from medner.document import Document, corpus_fingerprint
 from medner.errors import ConfigError, MednerError
@@ -216,7 +217,8 @@ def fit_network(model: RelationModel, examples: Sequence[Example], held: Sequenc
     from medner.relations.network import make_batch
 
     config = model.config
-    network = model.network
+    # a GPU when there is one, as the Trainer-based stages do; fp32 on either device
+    network = model.network.to(training_device())
     optimizer = torch.optim.AdamW(parameter_groups(network, config))
     steps = config.epochs * -(-len(examples) // config.batch_size)
     state = TrainingState(network, optimizer, get_linear_schedule_with_warmup(

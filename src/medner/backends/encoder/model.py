@@ -19,7 +19,7 @@ from medner.backends.encoder.predict import (
     torch_logits,
 )
 from medner.backends.encoder.windows import special_layout, window_items
-from medner.core.device import move_to_device, resolve_bf16
+from medner.core.device import batch_size_for, resolve_bf16, resolve_device
 from medner.core.folder import SchemaFromMeta, loading_weights
 from medner.document import Document, documents_from_texts
 from medner.errors import MednerError
@@ -55,7 +55,7 @@ class EncoderModel(SchemaFromMeta):
         self.batch_size = batch_size or int(inference.get("batch_size", 16))
         # bf16: weights cast once by load(), autocast for a model still training; the ONNX
         # graphs run in their own precision
-        self.bf16 = runtime == "torch" and resolve_bf16(bf16)
+        self.bf16 = runtime == "torch" and resolve_bf16(bf16, str(model.device))
         # "transitions": the learned scores of a folder trained with the former CRF option
         self.decoder = Decoder(self.tags, self.scheme, bool(inference.get("constrained", True)),
                                inference.get("transitions"))
@@ -71,16 +71,19 @@ class EncoderModel(SchemaFromMeta):
              threads: int | None = None, runtime: str = "torch",
              device: str | None = None, abbreviations: bool | None = None) -> EncoderModel:
         """``runtime="onnx"`` runs the folder's ``medner export-onnx`` graph in ONNX Runtime;
-        ``device`` ("cuda", "cuda:1", ...) puts the torch model there (default: CPU);
+        ``device`` (auto, cpu, cuda, cuda:1, ...) puts the torch model there (default: auto,
+        a GPU when there is one; there a larger default batch);
         ``abbreviations`` overrides the saved abbreviation propagation."""
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
         if runtime not in RUNTIMES:
             raise MednerError(f"runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
-        if runtime == "onnx" and device not in (None, "cpu"):
+        if runtime == "onnx" and device not in (None, "auto", "cpu"):
             raise MednerError("--runtime onnx runs on the CPU; leave out the device or use "
                               "the torch runtime")
         folder = Path(path)
+        target = ("cpu" if runtime == "onnx"
+                  else resolve_device(device, what=f"model folder {folder}"))
         meta = check_folder(folder)
         if meta.get("backend") != "encoder":
             raise MednerError(f"{folder / 'medner.json'}: backend is {meta.get('backend')!r}, "
@@ -111,14 +114,17 @@ class EncoderModel(SchemaFromMeta):
                 raise MednerError(f"model folder {where}: config.json has "
                                   f"{net.config.num_labels} labels but medner.json lists "
                                   f"{len(meta['tags'])} tags")
-        loaded = cls(model, tokenizer, meta, bf16=bf16, batch_size=batch_size, path=str(folder),
-                     runtime=runtime, abbreviations=abbreviations, members=members)
+        saved = int(meta.get("inference", {}).get("batch_size", 16))
+        loaded = cls(model, tokenizer, meta, bf16=resolve_bf16(bf16, target),
+                     batch_size=batch_size or batch_size_for(target, saved, on_gpu=128),
+                     path=str(folder), runtime=runtime, abbreviations=abbreviations,
+                     members=members)
         if runtime == "torch":
             import torch
 
             def placed(net):
-                net = move_to_device(net, device, folder)
-                if loaded.bf16 and net.device.type == "cpu":
+                net = net.to(torch.device(target))
+                if loaded.bf16:
                     # This object only predicts: bf16 weights once spare autocast re-casting
                     # them at every layer call (speed and F1 measured in docs/benchmarks.md)
                     net = net.to(torch.bfloat16)

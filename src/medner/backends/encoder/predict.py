@@ -53,7 +53,7 @@ def torch_logits(model, bf16: bool) -> LogitsFunction:
     autocast = bf16 and next(model.parameters()).dtype == torch.float32
 
     def logits(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16,
+        with torch.inference_mode(), torch.autocast(model.device.type, dtype=torch.bfloat16,
                                                     enabled=autocast):
             out = model(input_ids=torch.from_numpy(input_ids).to(model.device),
                         attention_mask=torch.from_numpy(attention_mask).to(model.device)).logits

@@ -37,11 +37,12 @@ from medner.backends.encoder.windows import (
     word_positions,
 )
 from medner.core.data import Log, load_data
-from medner.core.device import resolve_bf16
 from medner.core.folder import MEDNER_JSON, folder_header, write_json
 from medner.core.training import (
+    RunPrecision,
     common_arguments,
     resume_checkpoint,
+    run_precision,
     save_run,
     step_of,
     work_folder,
@@ -155,17 +156,17 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
     base, tokenizer, model = _load_base(config, tags)
     report = AlignmentReport()
     train_features, dev = _prepare_data(config, data, tokenizer, tags, report, log)
-    bf16 = resolve_bf16(config.bf16)
+    precision = run_precision(config.bf16)
     work_dir = work_folder(config.out)
     trainer = _build_trainer(config, model, tokenizer, tags, train_features, dev,
-                             work_dir=work_dir, bf16=bf16, progress=progress)
+                             work_dir=work_dir, precision=precision, progress=progress)
     train_out = trainer.train(resume_from_checkpoint=resume_checkpoint(work_dir, config.resume,
                                                                        log))
     inference = _inference(config)
     dev_metrics = None
     if dev is not None:
         dev_metrics = _final_dev_metrics(trainer.model, tokenizer, config, data, tags,
-                                         inference, bf16, log)
+                                         inference, precision.bf16, log)
     seconds = time.perf_counter() - started
     meta = {
         **folder_header("encoder", config.out),
@@ -178,7 +179,7 @@ def train(config: EncoderConfig, *, log: Log = print, progress: bool = True) -> 
         "dev_metrics": dev_metrics,
         "data": data.info,
         "alignment": report.to_dict(),
-        **_run_record(trainer.state, train_out, seconds, bf16),
+        **_run_record(trainer.state, train_out, seconds, precision),
     }
     path = save_run(trainer, config.out, work_dir,
                     _folder_writer(tokenizer, config.scheme, tags, data.schema.labels, meta))
@@ -231,7 +232,7 @@ def _dev_metrics_function(config: EncoderConfig, tags: list[str], dev: DevSplit,
 
 def _build_trainer(config: EncoderConfig, model, tokenizer, tags: list[str],
                    train_features: list[dict[str, list[int]]], dev: DevSplit | None, *,
-                   work_dir: Path, bf16: bool, progress: bool):
+                   work_dir: Path, precision: RunPrecision, progress: bool):
     """transformers' Trainer (with FGM when ``adversarial_epsilon`` is set), selecting on the
     dev split's strict micro F1 when there is one."""
     from transformers import (
@@ -242,7 +243,7 @@ def _build_trainer(config: EncoderConfig, model, tokenizer, tags: list[str],
     )
 
     args = TrainingArguments(
-        **common_arguments(config, work_dir, bf16=bf16, progress=progress,
+        **common_arguments(config, work_dir, precision=precision, progress=progress,
                            selection="f1" if dev is not None else None,
                            eval_steps=config.eval_steps),
         per_device_eval_batch_size=config.predict_batch_size,
@@ -280,7 +281,7 @@ def _final_dev_metrics(model, tokenizer, config: EncoderConfig, data, tags: list
         f"(P {100 * metrics['micro']['precision']:.2f}, "
         f"R {100 * metrics['micro']['recall']:.2f})")
     return metrics
-def _run_record(state, train_out, seconds: float, bf16: bool) -> dict[str, Any]:
+def _run_record(state, train_out, seconds: float, precision: RunPrecision) -> dict[str, Any]:
     """What ``medner.json`` records about the training run itself."""
     return {
         "epochs_run": round(float(state.epoch or 0), 2),
@@ -288,7 +289,7 @@ def _run_record(state, train_out, seconds: float, bf16: bool) -> dict[str, Any]:
         "best_step": step_of(state.best_model_checkpoint),
         "train_loss": round(float(train_out.training_loss), 5),
         "train_seconds": round(seconds, 1),
-        "bf16": bf16,
+        **precision.record(),
         "log_history": state.log_history,
     }
 

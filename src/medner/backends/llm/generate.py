@@ -116,7 +116,7 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, b
     was_training = model.training
     model.eval()
     fp32 = next(model.parameters()).dtype == torch.float32
-    autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if bf16 and fp32
+    autocast = (torch.autocast(model.device.type, dtype=torch.bfloat16) if bf16 and fp32
                 else contextlib.nullcontext())
     decoder = _GreedyDecoder(model, tokenizer, max_new_tokens, repeat_patience, constraint)
     started = time.perf_counter()

@@ -27,7 +27,6 @@ from medner.backends.prompted.answers import text_pieces
 from medner.backends.prompted.prompts import Task, document_tasks, get_template
 from medner.core import training
 from medner.core.data import Data, Log, load_data
-from medner.core.device import resolve_bf16
 from medner.core.folder import (
     MEDNER_JSON,
     folder_header,
@@ -222,20 +221,20 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
     if config.train_piece_tokens and not any(t.kind == "entities" for t in tasks):
         raise ConfigError(f"train_piece_tokens cuts documents for entity answers, and the "
                           f"{template.name!r} template asks for none; leave it out")
-    bf16 = resolve_bf16(config.bf16)
+    precision = training.run_precision(config.bf16)
     set_seed(config.seed)
     adapter = continued_from = None
     if config.continue_from:
         config, adapter, continued_from = _continued(config, log)
-    base, model, tokenizer = load_base(config.base_model, quantize=config.quantize, bf16=bf16,
-                                       log=log)
+    base, model, tokenizer = load_base(config.base_model, quantize=config.quantize,
+                                       bf16=precision.bf16, device=precision.device, log=log)
     model = _wrap_lora(model, config, adapter)
     trainable, total = model.get_nb_trainable_parameters()
     log(f"LoRA r={config.lora_r} alpha={config.lora_alpha} on {list(config.lora_targets)}: "
         f"{trainable:,} trainable of {total:,} parameters"
         + (" (base in 4-bit NF4)" if config.quantize else ""))
     run = _Run(config, data, template.name, tasks, tokenizer, log)
-    trainer = run.trainer(model, bf16, progress)
+    trainer = run.trainer(model, precision, progress)
     resume_from = training.resume_checkpoint(run.work_dir, config.resume, log)
     train_started = time.perf_counter()
     train_out = trainer.train(resume_from_checkpoint=resume_from)
@@ -268,7 +267,7 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
         "total_seconds": round(time.perf_counter() - started, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "quantize": config.quantize,
-        "bf16": bf16,
+        **precision.record(),
         "log_history": state.log_history,
     }
     path = training.save_run(trainer, config.out, run.work_dir,
@@ -326,7 +325,7 @@ class _Run:
         probe = LLMModel(model, self.tokenizer, self.meta_probe, bf16=False)
         return generation_metrics(probe, self.sample)
 
-    def trainer(self, model, bf16: bool, progress: bool):
+    def trainer(self, model, precision: training.RunPrecision, progress: bool):
         """trl's SFTTrainer whose evaluations also generate on the dev sample."""
         from datasets import Dataset
         from trl import SFTConfig, SFTTrainer
@@ -351,9 +350,14 @@ class _Run:
                 return metrics
 
         args = SFTConfig(
-            **training.common_arguments(config, self.work_dir, bf16=bf16, progress=progress,
-                               selection=self.selection if has_dev else None,
-                               eval_steps=config.eval_steps),
+            **training.common_arguments(config, self.work_dir, precision=precision,
+                                        progress=progress,
+                                        selection=self.selection if has_dev else None,
+                                        eval_steps=config.eval_steps),
+            # QLoRA on a GPU: optimizer states in paged 8-bit memory (the QLoRA paper's
+            # recipe), so long examples' spikes page out instead of running out of memory
+            **({"optim": "paged_adamw_8bit"}
+               if config.quantize and precision.device.startswith("cuda") else {}),
             per_device_eval_batch_size=config.batch_size,
             gradient_accumulation_steps=config.grad_accum,
             logging_steps=config.logging_steps,
