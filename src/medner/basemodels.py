@@ -129,7 +129,9 @@ def load_encoder_base(name: str, purpose: str, load_model: Callable[[str], Any]
                           "encoder (e.g. minilm-l6 or a BERT folder)")
     try:
         tokenizer = AutoTokenizer.from_pretrained(base.path)
-        model = load_model(base.path)
+        # fp32 master weights even from a base stored in bf16 or fp16 (half the download):
+        # training precision comes from autocast (core.device), never from the file
+        model = load_model(base.path).float()
     except OSError as exc:
         where = "the Hugging Face Hub (no network?)" if base.source == "hub" else base.path
         raise MednerError(f"cannot load base model {name!r} from {where}: {exc}") from None

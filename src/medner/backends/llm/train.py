@@ -15,7 +15,7 @@ import resource
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +168,14 @@ def _wrap_lora(model, config: LLMConfig, adapter: Path | None = None):
                           f"({exc}); its linear layers are named: {', '.join(names)}") from None
 
 
+def _checkpointing_field(arguments_class) -> str:
+    """transformers renamed ``gradient_checkpointing`` to ``activation_checkpointing`` (the
+    old name stays, deprecated, until v6); releases before the rename know only the old."""
+    names = {f.name for f in fields(arguments_class)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else (
+        "gradient_checkpointing")
+
+
 def _continued(config: LLMConfig, log: Log) -> tuple[LLMConfig, Path, dict[str, Any]]:
     """The config with ``continue_from``'s base model and LoRA settings, its adapter folder,
     and where it came from (for ``medner.json``)."""
@@ -264,6 +272,10 @@ def train(config: LLMConfig, *, log: Log = print, progress: bool = True) -> Trai
         "train_loss": round(float(train_out.training_loss), 5),
         "train_seconds": round(train_seconds, 1),
         "seconds_per_step": round(train_seconds / steps, 3),
+        "train_tokens": state.num_input_tokens_seen,
+        # over this run's own steps only: a resumed run saw its first tokens before
+        "train_tokens_per_second": (round(state.num_input_tokens_seen / train_seconds, 1)
+                                    if resume_from is None else None),
         "total_seconds": round(time.perf_counter() - started, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "quantize": config.quantize,
@@ -363,8 +375,9 @@ class _Run:
             logging_steps=config.logging_steps,
             # trl turns checkpointing on by default; off, a CPU step is 35% faster
             # (benchmarks/llm.py memory) at the cost of more memory
-            activation_checkpointing=config.gradient_checkpointing,
+            **{_checkpointing_field(SFTConfig): config.gradient_checkpointing},
             train_sampling_strategy="group_by_length" if config.group_by_length else "random",
+            include_num_input_tokens_seen="non_padding",  # for the tokens/s in medner.json
             max_length=None,  # examples were length-checked above: nothing is cut
             completion_only_loss=True,
             packing=False,
