@@ -247,13 +247,7 @@ def pretrain(config: PretrainConfig, *, log: Log = print, progress: bool = True
     import torch
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments, set_seed
 
-    from medner.core.training import (
-        common_arguments,
-        resume_checkpoint,
-        run_precision,
-        save_run,
-        work_folder,
-    )
+    from medner.core import training
 
     started = time.perf_counter()
     if config.threads:
@@ -271,12 +265,12 @@ def pretrain(config: PretrainConfig, *, log: Log = print, progress: bool = True
     collator = DataCollatorForLanguageModeling(
         tokenizer, mlm=config.objective == "mlm", mlm_probability=config.mlm_probability,
         seed=config.seed)
-    precision = run_precision(config.bf16)
-    work_dir = work_folder(config.out, ".checkpoints")
+    precision = training.run_precision(config.bf16)
+    work_dir = training.work_folder(config.out, ".checkpoints")
     args = TrainingArguments(
-        **common_arguments(config, work_dir, precision=precision, progress=progress,
-                           selection=None,
-                           eval_steps=config.save_steps, save_total_limit=1),
+        **training.common_arguments(config, work_dir, precision=precision, progress=progress,
+                                    selection=None, eval_steps=config.save_steps,
+                                    save_total_limit=1),
         per_device_eval_batch_size=config.batch_size,
         logging_steps=20,
     )
@@ -286,7 +280,7 @@ def pretrain(config: PretrainConfig, *, log: Log = print, progress: bool = True
     set_seed(config.seed)
     before = perplexity(trainer, held_set)
     log(f"held-out perplexity before: {before}")
-    resume_from = resume_checkpoint(work_dir, config.resume, log)
+    resume_from = training.resume_checkpoint(work_dir, config.resume, log)
     train_started = time.perf_counter()
     out = trainer.train(resume_from_checkpoint=resume_from)
     train_seconds = time.perf_counter() - train_started
@@ -317,8 +311,9 @@ def pretrain(config: PretrainConfig, *, log: Log = print, progress: bool = True
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         **precision.record(),
     }
-    path = save_run(trainer, config.out, work_dir,
-                    lambda folder, staging: _write_folder(folder, staging, tokenizer, meta))
+    path = training.save_run(
+        trainer, config.out, work_dir,
+        lambda folder, staging: _write_folder(folder, staging, tokenizer, meta))
     if path is not None:
         log(f"saved {path}")
     return PretrainResult(Path(config.out).resolve(), meta)
