@@ -340,3 +340,24 @@ def test_the_device_rule_from_the_command_line(model_dir: Path, capsys,
         err = capsys.readouterr().err
         assert f"model folder {model_dir}: device 'cuda' asked for, but torch sees no CUDA GPU" \
                in " ".join(err.split()) and "Traceback" not in err
+
+
+def test_evaluate_leaves_relations_unscored_for_a_model_without_a_relation_stage(
+        model_dir: Path, tmp_path: Path, capsys) -> None:
+    from dataclasses import replace
+
+    from medner.cli import main
+    from medner.document import Relation
+
+    first, second = gold()
+    spans = tuple(replace(s, id=f"T{k}") for k, s in enumerate(first.spans))
+    related = replace(first, spans=spans, relations=(Relation("CID", "T2", "T0", args="span"),))
+    data = tmp_path / "gold.jsonl"
+    write_corpus([related, second], data, "jsonl")
+    with pytest.raises(SystemExit) as done:
+        main(["evaluate", str(model_dir), "--data", str(data), "--output-format", "json",
+              "--bootstrap", "0"])
+    assert done.value.code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["relations"] is None  # not an F1 of 0 for a model never asked for them
+    assert report["notes"] == {"gold relations not scored: the model has no relation stage": 1}

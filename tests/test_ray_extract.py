@@ -148,6 +148,16 @@ def test_cli_ray_needs_files_and_an_output_folder(model_dir) -> None:
     assert "--engine ray needs --input" in str(result.exception)
 
 
+def test_cli_ray_refuses_an_output_format_it_would_ignore(model_dir, tmp_path) -> None:
+    source = tmp_path / "in.txt"
+    source.write_text("some text")
+    result = CliRunner().invoke(app(), ["extract", str(model_dir), "--input", str(source),
+                                        "--output", str(tmp_path / "out"), "--engine", "ray",
+                                        "--format", "pubtator"])
+    assert result.exit_code != 0
+    assert "--format pubtator does not apply to --engine ray" in str(result.exception)
+
+
 def test_resume_redoes_only_missing_shards(ray_local, model_dir, inputs, local_records,
                                           tmp_path) -> None:
     out = tmp_path / "ray"

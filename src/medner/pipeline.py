@@ -45,6 +45,10 @@ class Pipeline:
             setattr(self.entities, name, value)
 
     @property
+    def predicts_relations(self) -> bool:
+        return self.relations is not None or bool(self.entities.predicts_relations)
+
+    @property
     def stages(self) -> list[str]:
         return [name for name in self._own[1:] if getattr(self, name) is not None]
 

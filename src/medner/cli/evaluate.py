@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,8 +33,9 @@ def predict_with_model(
 ) -> tuple[list[Document], list[Document], dict[str, int]]:
     """Run a saved model over the gold texts.
 
-    Returns the gold mapped onto the model's schema, the predictions, and the model's counts
-    for the run (an LLM's dropped hallucinations, bad lines), shown in the report.
+    Returns the gold mapped onto the model's schema (without its relations when the model
+    predicts none), the predictions, and the model's counts for the run (an LLM's dropped
+    hallucinations, bad lines, the gold relations left unscored), shown in the report.
     """
     from medner.backends import load  # torch is imported only when a model is used
 
@@ -47,7 +49,13 @@ def predict_with_model(
             "be inflated. Rebuild the index without them (`medner kb build ... --out MODEL`).")
     gold, _ = apply_schema(gold, model.schema)
     predicted = model.predict(gold)
-    return gold, predicted, dict(getattr(model, "last_notes", None) or {})
+    notes = dict(getattr(model, "last_notes", None) or {})
+    unscored = sum(len(d.relations) for d in gold)
+    if unscored and not model.predicts_relations:
+        # a relation F1 of 0 would blame a model that was never asked for relations
+        gold = [replace(d, relations=()) for d in gold]
+        notes["gold relations not scored: the model has no relation stage"] = unscored
+    return gold, predicted, notes
 
 
 # One piece: most of its lines are the typer option declarations of its signature, which

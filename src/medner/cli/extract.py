@@ -227,6 +227,9 @@ def extract_command(
         if texts or not files or output is None:
             raise MednerError("--engine ray needs --input FILE... and --output FOLDER (no "
                               "texts)")
+        if fmt is not None:
+            raise MednerError(f"--format {fmt} does not apply to --engine ray, which writes "
+                              "--shard-format shards (jsonl or parquet) and a manifest")
         run_ray(model, files, output, input_format=input_format, resume=resume,
                 load_options=load_options,
                 address=ray_address, num_actors=num_actors, cpus_per_actor=cpus_per_actor,

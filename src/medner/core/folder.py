@@ -90,6 +90,12 @@ class SchemaFromMeta:
     def labels(self) -> tuple[str, ...]:
         return self.schema.labels
 
+    @property
+    def predicts_relations(self) -> bool:
+        """Whether the model answers relations: prompted models whose template asks for
+        them (an entity model alone never does; a relation stage makes a Pipeline)."""
+        return any(task.kind == "relations" for task in getattr(self, "tasks", ()))
+
 
 def check_stage_folder(folder: Path, backend: str, what: str, files: Sequence[str],
                        fields: Sequence[str]) -> dict[str, Any]:

@@ -170,11 +170,6 @@ class LLMModel(SchemaFromMeta):
         """The raw answers of the latest call, one per (document, piece, task) prompt."""
         self.last_stats = GenerationStats()
 
-    @property
-    def predicts_relations(self) -> bool:
-        """Whether the template asks for relations (else a relation score means nothing)."""
-        return any(task.kind == "relations" for task in self.tasks)
-
     @classmethod
     def load(cls, path: str | Path, *, bf16: bool | None = None, batch_size: int | None = None,
              threads: int | None = None, constrained: bool | None = None,
