@@ -55,7 +55,8 @@ class EncoderModel(SchemaFromMeta):
         self.batch_size = batch_size or int(inference.get("batch_size", 16))
         # bf16: weights cast once by load(), autocast for a model still training; the ONNX
         # graphs run in their own precision
-        self.bf16 = runtime == "torch" and resolve_bf16(bf16, str(model.device))
+        self.bf16 = runtime == "torch" and (
+            bf16 if bf16 is not None else resolve_bf16(None, str(model.device)))
         # "transitions": the learned scores of a folder trained with the former CRF option
         self.decoder = Decoder(self.tags, self.scheme, bool(inference.get("constrained", True)),
                                inference.get("transitions"))

@@ -152,7 +152,7 @@ class LLMModel(SchemaFromMeta):
         self.batch_size = batch_size or int(inference.get("batch_size", 8))
         self.constrained = (bool(inference.get("constrained", False)) if constrained is None
                             else constrained)
-        self.bf16 = resolve_bf16(bf16, str(model.device))
+        self.bf16 = bf16 if bf16 is not None else resolve_bf16(None, str(model.device))
         if repeat_patience is None:
             repeat_patience = int(inference.get("repeat_patience", DEFAULT_REPEAT_PATIENCE))
         if repeat_patience < 0:
