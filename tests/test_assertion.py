@@ -187,8 +187,8 @@ def test_a_folder_with_assertion_loads_as_a_chain(trained, tmp_path: Path) -> No
     assert [s.assertion for s in chain.extract(DOCS[1].text)[0].spans] == ["absent", "possible"]
 
 
-def test_one_config_trains_the_entity_model_and_its_assertion_stage(tiny_base: Path,
-                                                                     tmp_path: Path) -> None:
+def test_one_config_trains_the_entity_model_and_its_assertion_stage(
+        tiny_base: Path, tmp_path: Path, train_with_stage) -> None:
     from typer.testing import CliRunner
 
     import medner
@@ -197,22 +197,17 @@ def test_one_config_trains_the_entity_model_and_its_assertion_stage(tiny_base: P
 
     data = tmp_path / "train.jsonl"
     write_corpus(DOCS, data)
-    config = tmp_path / "chain.toml"
-    config.write_text(f'[train]\nmax_steps = 2\nbatch_size = 2\nmax_length = 32\n'
-                      f'predict_max_length = 32\nstride = 4\nbf16 = false\npatience = 0\n'
-                      f'[assertion]\nmax_steps = 2\nheld_out = 0.0\nthreads = 1\n'
-                      f'base_model = "{tiny_base}"\n', encoding="utf-8")
-    result = CliRunner().invoke(app, ["train", "-c", str(config), "--train", str(data),
-                                      "--dev", str(data), "--base-model", str(tiny_base),
-                                      "--out", str(tmp_path / "model")])
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    chain = medner.load(tmp_path / "model", bf16=False)
+    model = train_with_stage(data, tiny_base, max_steps=2, stage=(
+        f'[assertion]\nmax_steps = 2\nheld_out = 0.0\nthreads = 1\n'
+        f'base_model = "{tiny_base}"\n'))
+    chain = medner.load(model, bf16=False)
     assert chain.stages == ["assertion"]
     assert chain.assertion.record["train_spans"] == 9
     marked = chain.assertion.predict([d.with_spans(Span(s.start, s.end, s.label, s.text)
                                                    for s in d.spans) for d in DOCS])
     assert {s.assertion for d in marked for s in d.spans} <= {"present", "absent", "possible"}
     assert sum(len(d.spans) for d in marked) == 9
+    config = tmp_path / "chain.toml"
     config.write_text(config.read_text() + "epoch = 3\n", encoding="utf-8")
     refused = CliRunner().invoke(app, ["train", "-c", str(config), "--train", str(data),
                                        "--out", str(tmp_path / "model2")])

@@ -295,7 +295,7 @@ def test_evaluate_refuses_an_index_built_from_the_scored_documents(embedder, tmp
     assert "built from the annotations of 1 of the documents to score" in str(result.exception)
 
 
-def test_one_config_trains_the_entity_model_and_its_linker(tmp_path):
+def test_one_config_trains_the_entity_model_and_its_linker(tmp_path, train_with_stage):
     from typer.testing import CliRunner
 
     import medner
@@ -307,20 +307,14 @@ def test_one_config_trains_the_entity_model_and_its_linker(tmp_path):
     data = tmp_path / "train.jsonl"
     write_corpus(CORPUS, data)
     (tmp_path / "vocab.tsv").write_text("D001241\taspirin\tASA\tChemical\n", encoding="utf-8")
-    config = tmp_path / "chain.toml"
-    config.write_text(f'[train]\nmax_steps = 4\nbatch_size = 2\nmax_length = 32\n'
-                      f'predict_max_length = 32\nstride = 4\nbf16 = false\npatience = 0\n'
-                      f'[link]\nsources = ["vocab.tsv"]\nthreshold = 0.9\n'
-                      f'embedding_model = "{base}"\n', encoding="utf-8")
-    result = CliRunner().invoke(app, ["train", "-c", str(config), "--train", str(data),
-                                      "--dev", str(data), "--base-model", str(base),
-                                      "--out", str(tmp_path / "model")])
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    index = ConceptIndex.load(tmp_path / "model" / "linker")
+    model = train_with_stage(data, base, max_steps=4, stage=(
+        f'[link]\nsources = ["vocab.tsv"]\nthreshold = 0.9\nembedding_model = "{base}"\n'))
+    index = ConceptIndex.load(model / "linker")
     assert index.meta["threshold"] == 0.9
     assert [s["kind"] for s in index.meta["sources"]] == ["corpus", "tsv"]
     assert index.lookup("ASA", "Chemical") == (("D001241",), "exact")
-    assert medner.load(tmp_path / "model", bf16=False).stages == ["linker"]
+    assert medner.load(model, bf16=False).stages == ["linker"]
+    config = tmp_path / "chain.toml"
     config.write_text(config.read_text() + "[relations]\nno_such_field = 1\n", encoding="utf-8")
     refused = CliRunner().invoke(app, ["train", "-c", str(config), "--train", str(data),
                                        "--out", str(tmp_path / "model2")])

@@ -15,7 +15,7 @@ from typing import Any
 from medner.assertion.config import AssertionConfig
 from medner.assertion.inputs import span_inputs
 from medner.core import folder as model_folder
-from medner.core.device import device_of, move_to_device, resolve_bf16
+from medner.core.device import resolve_bf16, resolve_device
 from medner.document import ASSERTION, Document
 
 BACKEND = "assertion"
@@ -107,6 +107,7 @@ class AssertionModel:
         support)."""
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        target = resolve_device(device, what=f"model folder {path}")
         meta = check_folder(Path(path))
         if threads:
             import torch
@@ -115,10 +116,10 @@ class AssertionModel:
         with model_folder.loading_weights(path):
             tokenizer = AutoTokenizer.from_pretrained(str(path))
             network = AutoModelForSequenceClassification.from_pretrained(str(path))
-        network = move_to_device(network, device, Path(path)).eval()
+        network = network.to(target).eval()
         return cls(network, tokenizer, AssertionConfig.from_dict(meta["training_config"]),
                    meta.get("training"), path=str(path), batch_size=batch_size,
-                   bf16=resolve_bf16(bf16, device_of(network)))
+                   bf16=resolve_bf16(bf16, target))
 
 
 def check_folder(folder: Path) -> dict[str, Any]:

@@ -138,20 +138,8 @@ def training_precision(bf16: bool | None, device: str) -> Precision:
     return "fp32"
 
 
-def move_to_device(model, device: str | None, folder: Path):
-    """``model`` on ``device`` (``None``: auto); errors name the model ``folder``."""
-    import torch
-
-    return model.to(torch.device(resolve_device(device, what=f"model folder {folder}")))
-
-
 def batch_size_for(device: str, saved: int, on_gpu: int) -> int:
     """A prediction batch size for ``device`` when the caller gives none: the folder's
     ``saved`` size (chosen for a CPU), raised to ``on_gpu`` on a GPU, where larger batches
     keep the card busy and memory is ample for these model sizes."""
     return max(saved, on_gpu) if device.startswith("cuda") else saved
-
-
-def device_of(model) -> str:
-    """The device string of a torch module's parameters ("cpu", "cuda:0", ...)."""
-    return str(next(model.parameters()).device)

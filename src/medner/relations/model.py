@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from medner.core.device import device_of, move_to_device, resolve_bf16
+from medner.core.device import resolve_bf16, resolve_device
 from medner.core.folder import (
     MEDNER_JSON,
     atomic_folder,
@@ -135,6 +135,7 @@ class RelationModel:
         from transformers import AutoModel, AutoTokenizer
 
         folder = Path(path)
+        target = resolve_device(device, what=f"model folder {folder}")
         meta = check_folder(folder)
         features = meta.get("features")
         if features != list(FEATURES):
@@ -155,10 +156,10 @@ class RelationModel:
         except RuntimeError as exc:
             raise MednerError(f"{folder / HEAD_FILE}: does not fit the encoder in {folder}: "
                               f"{exc}") from None
-        network = move_to_device(network, device, folder).eval()
+        network = network.to(target).eval()
         return cls(network, tokenizer, config, float(meta["threshold"]), meta.get("training"),
                    path=str(folder),
-                   batch_size=batch_size, bf16=resolve_bf16(bf16, device_of(network)))
+                   batch_size=batch_size, bf16=resolve_bf16(bf16, target))
 
 
 def check_folder(folder: Path) -> dict[str, Any]:

@@ -124,7 +124,7 @@ class EncoderModel(SchemaFromMeta):
             import torch
 
             def placed(net):
-                net = net.to(torch.device(target))
+                net = net.to(target)
                 if loaded.bf16:
                     # This object only predicts: bf16 weights once spare autocast re-casting
                     # them at every layer call (speed and F1 measured in docs/benchmarks.md)

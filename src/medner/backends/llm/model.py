@@ -210,7 +210,7 @@ class LLMModel(SchemaFromMeta):
                               f"{exc}") from None
         prepare_tokenizer(tokenizer)
         target = resolve_device(device, what=f"model folder {folder}")
-        model = model.to(torch.device(target))
+        model = model.to(target)
         saved = int(meta.get("inference", {}).get("batch_size", 8))
         loaded = cls(model, tokenizer, meta, bf16=resolve_bf16(bf16, target),
                      batch_size=batch_size or batch_size_for(target, saved, on_gpu=64),
