@@ -56,10 +56,14 @@ def cmd_bundle(args) -> dict[str, Any]:
     from medner.backends.llm.model import unpacked_folder
     from medner.basemodels import resolve
 
+    sources = [Path(args.data) / "bc5cdr" / name for name in (TRAIN_FILE, DEV_FILE)]
+    missing = [str(p) for p in sources if not p.is_file()]
+    if missing:
+        raise SystemExit(f"gpu_check.py bundle: --data {args.data} lacks {', '.join(missing)}")
     out = Path(args.out)
     (out / "data").mkdir(parents=True, exist_ok=True)
-    for name in (TRAIN_FILE, DEV_FILE):
-        shutil.copyfile(Path(args.data) / "bc5cdr" / name, out / "data" / name)
+    for source in sources:
+        shutil.copyfile(source, out / "data" / source.name)
     encoder = Path(resolve("minilm-l6").path)
     target = out / ENCODER_BASE
     target.mkdir(exist_ok=True)
