@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue a stopped run of --out")
     parser.add_argument("--epochs", type=int, help="override the config's epochs")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--base-model", help="encoder to fine-tune (default: the config's); "
+                        "a NER model folder starts from its fine-tuned encoder")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--tag", default="", help="name suffix for this run's result file")
     args = parser.parse_args(argv)
@@ -67,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         config = RelationConfig(threads=args.threads)
         if args.epochs:
             config = replace(config, epochs=args.epochs)
+        if args.base_model:
+            config = replace(config, base_model=args.base_model)
         trained = train_relations(read_corpus(args.train).documents, out=args.out,
                                   config=config, resume=args.resume,
                                   log=lambda m: print(m, file=sys.stderr, flush=True))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from medner.document import Document, Relation, Span
@@ -341,3 +342,23 @@ def test_kb_build_into_a_model_folder_makes_its_linker(embedder, tmp_path, monke
     again = CliRunner().invoke(app, ["kb", "build", str(vocabulary), "--out",
                                      str(model / "linker")])
     assert again.exit_code == 0 and not (model / "linker" / "linker").exists()  # an index: replaced
+
+
+def test_embedder_gives_each_name_its_own_row_whatever_the_order_and_repeats(embedder):
+    """Names are embedded once each, in batches sorted by length; rows come back in the
+    caller's order, and a repeated name gets the same row as a single one."""
+    names = ["myocardial infarction", "cocaine", "seizures", "cocaine", "breast cancer"]
+    rows = embedder(names)
+    assert rows.shape == (5, embedder.dimension)
+    np.testing.assert_array_equal(rows[1], rows[3])
+    for name, row in zip(names, rows, strict=True):
+        np.testing.assert_allclose(row, embedder([name])[0], atol=1e-5)
+    assert embedder([]).shape == (0, embedder.dimension)
+
+
+def test_a_linker_places_its_name_embedder_on_the_asked_device(index, tmp_path):
+    from medner.linking import Linker
+
+    folder = index.save(tmp_path / "index")
+    with pytest.raises(MednerError, match="cuda"):
+        Linker.load(folder, device="cuda:7").embedder  # noqa: B018

@@ -75,7 +75,7 @@ def with_stages(model: Any, folder: Path, *, device: str | None = None) -> Any:
     if (folder / LINKER_FOLDER).is_dir():
         from medner.linking import Linker
 
-        linker = Linker.load(folder / LINKER_FOLDER)
+        linker = Linker.load(folder / LINKER_FOLDER, device=device)
     if (folder / RELATIONS_FOLDER).is_dir():
         from medner.relations import RelationModel
 

@@ -12,38 +12,50 @@ NAME_TOKENS = 32
 
 
 class NameEmbedder:
-    def __init__(self, base_model: str = "minilm-l6", *, batch_size: int = 256) -> None:
+    def __init__(self, base_model: str = "minilm-l6", *, batch_size: int = 256,
+                 device: str | None = None) -> None:
+        """``device`` (auto, cpu, cuda, ...; default auto) runs the model. It computes in
+        fp32 on every device, as the index's name vectors were made: a query in another
+        precision would move cosines near the linker's threshold."""
         import torch
         from transformers import AutoModel, AutoTokenizer
 
         from medner.basemodels import resolve
+        from medner.core.device import resolve_device
         from medner.core.folder import loading_weights
 
         self.base_model = base_model
         self.batch_size = batch_size
         path = resolve(base_model).path
+        self.device = resolve_device(device, what=f"embedding model {base_model}")
         with loading_weights(path):
             self.tokenizer = AutoTokenizer.from_pretrained(path)
-            self.model = AutoModel.from_pretrained(path, dtype=torch.float32).eval()
+            self.model = AutoModel.from_pretrained(path, dtype=torch.float32)
+        self.model = self.model.to(self.device).eval()
         self.dimension = int(self.model.config.hidden_size)
 
     def __call__(self, names: Sequence[str]) -> np.ndarray:
-        """One unit-length float32 row per name."""
+        """One unit-length float32 row per name. Each distinct name is embedded once, in
+        batches of names of similar length (mentions repeat, and a batch pads to its
+        longest name)."""
         import torch
 
+        distinct = sorted(set(names), key=lambda name: (len(name), name))
         rows = []
         with torch.inference_mode():
-            for start in range(0, len(names), self.batch_size):
-                batch = self.tokenizer(list(names[start:start + self.batch_size]), padding=True,
+            for start in range(0, len(distinct), self.batch_size):
+                batch = self.tokenizer(distinct[start:start + self.batch_size], padding=True,
                                        truncation=True, max_length=NAME_TOKENS,
-                                       return_tensors="pt")
+                                       return_tensors="pt").to(self.device)
                 hidden = self.model(**batch).last_hidden_state
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-                rows.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
+                rows.append(torch.nn.functional.normalize(pooled, dim=-1).float().cpu().numpy())
         if not rows:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.concatenate(rows).astype(np.float32)
+        vectors = np.concatenate(rows).astype(np.float32)
+        row_of = {name: k for k, name in enumerate(distinct)}
+        return vectors[[row_of[name] for name in names]]
 
 
 __all__ = ["NameEmbedder"]

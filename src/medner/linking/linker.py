@@ -28,23 +28,27 @@ DEFAULT_THRESHOLD = 0.8
 
 class Linker:
     def __init__(self, index: ConceptIndex, embedder: NameEmbedder | None = None, *,
-                 threshold: float = DEFAULT_THRESHOLD) -> None:
+                 threshold: float = DEFAULT_THRESHOLD, device: str | None = None) -> None:
         self.index = index
         self._embedder = embedder
         self.threshold = threshold
+        self.device = device
+        """Where the name embedder runs when it is loaded here (auto, cpu, cuda, ...)."""
 
     @property
     def embedder(self) -> NameEmbedder:
         """Loaded on first use: documents whose mentions all match by name never need it."""
         if self._embedder is None:
-            self._embedder = NameEmbedder(self.index.meta["embedding_model"])
+            self._embedder = NameEmbedder(self.index.meta["embedding_model"],
+                                          device=self.device)
         return self._embedder
 
     @classmethod
-    def load(cls, folder: str | Path, *, threshold: float | None = None) -> Linker:
+    def load(cls, folder: str | Path, *, threshold: float | None = None,
+             device: str | None = None) -> Linker:
         index = ConceptIndex.load(folder)
         return cls(index, threshold=threshold if threshold is not None else float(
-            index.meta.get("threshold", DEFAULT_THRESHOLD)))
+            index.meta.get("threshold", DEFAULT_THRESHOLD)), device=device)
 
     def link(self, documents: Iterable[Document]) -> list[Document]:
         documents = list(documents)

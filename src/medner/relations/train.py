@@ -16,7 +16,7 @@ from typing import Any
 
 from medner.basemodels import load_encoder_base
 from medner.core.data import Log
-from medner.core.device import training_device
+from medner.core.device import training_device, training_precision
 from medner.core.training import work_folder
 from medner.document import Document, corpus_fingerprint
 from medner.errors import ConfigError, MednerError
@@ -217,8 +217,12 @@ def fit_network(model: RelationModel, examples: Sequence[Example], held: Sequenc
     from medner.relations.network import make_batch
 
     config = model.config
-    # a GPU when there is one, as the Trainer-based stages do; fp32 on either device
-    network = model.network.to(training_device())
+    # a GPU when there is one, as the Trainer-based stages do; bf16 autocast where the device
+    # has it natively (fp32 master weights; fp16 would need loss scaling, so fp32 instead)
+    device = training_device()
+    network = model.network.to(device)
+    model.bf16 = training_precision(None, device) == "bf16"
+    autocast = torch.autocast(device.split(":")[0], torch.bfloat16, enabled=model.bf16)
     optimizer = torch.optim.AdamW(parameter_groups(network, config))
     steps = config.epochs * -(-len(examples) // config.batch_size)
     state = TrainingState(network, optimizer, get_linear_schedule_with_warmup(
@@ -237,7 +241,8 @@ def fit_network(model: RelationModel, examples: Sequence[Example], held: Sequenc
         for chunk in length_grouped_batches(examples, config.batch_size, state.order):
             batch = make_batch([e.encoded for e in chunk], [e.candidates.features for e in chunk],
                                model.tokenizer, config.max_length - 2, len(FEATURES))
-            logits = torch.cat(network(batch))
+            with autocast:
+                logits = torch.cat(network(batch)).float()
             labels = torch.tensor([y for e in chunk for y in e.labels], device=logits.device)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
             optimizer.zero_grad()
