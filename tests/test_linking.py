@@ -145,6 +145,25 @@ def test_linker_links_names_abbreviations_and_relations(index, embedder):
     assert {s.text: s.ids for s in anything.spans}["heart attack"]  # nearest name, any score
 
 
+
+def test_an_llms_span_relations_become_concept_relations(index, embedder):
+    """An LLM grounds each named pair on two of its spans; the linker restates the pair on
+    the spans' concept IDs, so it is scored on BC5CDR's concept-id basis. A span left
+    unlinked names its side by its text; a relation to a span the document lacks stays."""
+    linker = Linker(index, embedder, threshold=0.99)
+    text = "cocaine gave seizures and a heart attack."
+    spans = (Span(0, 7, "Chemical", "cocaine", id="T1"),
+             Span(13, 21, "Disease", "seizures", id="T2"),
+             Span(28, 40, "Disease", "heart attack", id="T3"))
+    predicted = Document("9", text, spans, relations=(
+        Relation("CID", "T1", "T2", args="span", id="R1"),
+        Relation("CID", "T1", "T3", args="span"),
+        Relation("CID", "T1", "T9", args="span")))
+    (linked,) = linker.link([predicted])
+    assert linked.relations == (Relation("CID", "D003042", "D012640"),
+                                Relation("CID", "D003042", "heart attack"),
+                                Relation("CID", "T1", "T9", args="span"))
+
 def test_index_folder_round_trip_and_leak_check(index, embedder, tmp_path):
     folder = index.save(tmp_path / "kb")
     again = ConceptIndex.load(folder)

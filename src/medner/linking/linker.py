@@ -81,10 +81,12 @@ class Linker:
                 for doc, doc_spans in zip(documents, spans, strict=True)]
 
     def _relations_on_ids(self, doc: Document) -> Document:
-        """Concept relations whose sides are names (an LLM writes "cocaine") restated on
-        concept IDs: the IDs linked to a span of that name in the document, else the index's
-        own match for the name. A side that links to nothing keeps its name; a composite side
-        gives one relation per ID."""
+        """Relations restated on concept IDs. A concept relation whose sides are names (an
+        LLM writes "cocaine") takes the IDs linked to a span of that name in the document,
+        else the index's own match for the name. A span relation (an LLM's named pair,
+        grounded on two of its spans) takes its spans' IDs and becomes a concept relation.
+        A side that links to nothing keeps its name (the span's text); a composite side gives
+        one relation per ID. A span relation naming a span the document lacks is kept."""
         if not doc.relations:
             return doc
         known = {i for span in doc.spans for i in span.ids}
@@ -92,6 +94,7 @@ class Linker:
         for span in doc.spans:
             if span.ids:
                 by_name.setdefault(exact_key(span.text), span.ids)
+        by_span_id = {span.id: span for span in doc.spans if span.id is not None}
 
         def ids_of(side: str) -> tuple[str, ...]:
             if side in known:
@@ -101,12 +104,22 @@ class Linker:
             found = self.index.lookup(side, None)
             return found[0] if found else (side,)
 
-        relations = [replace(relation, head=head, tail=tail)
-                     for relation in doc.relations
-                     for head in (ids_of(relation.head) if relation.args == "concept"
-                                  else (relation.head,))
-                     for tail in (ids_of(relation.tail) if relation.args == "concept"
-                                  else (relation.tail,))]
+        def sides(relation) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+            if relation.args == "concept":
+                return ids_of(relation.head), ids_of(relation.tail)
+            head, tail = by_span_id.get(relation.head), by_span_id.get(relation.tail)
+            if head is None or tail is None:
+                return None
+            return head.ids or (head.text,), tail.ids or (tail.text,)
+
+        relations = []
+        for relation in doc.relations:
+            named = sides(relation)
+            if named is None:
+                relations.append(relation)
+                continue
+            relations += [replace(relation, head=head, tail=tail, args="concept", id=None)
+                          for head in named[0] for tail in named[1]]
         return replace(doc, relations=tuple(dict.fromkeys(relations)))
 
     def _by_string(self, name: str, label: str) -> tuple[tuple[str, ...], float] | None:
