@@ -53,7 +53,7 @@ class NameEmbedder:
                 rows.append(torch.nn.functional.normalize(pooled, dim=-1).float().cpu().numpy())
         if not rows:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = np.concatenate(rows).astype(np.float32)
+        vectors = np.concatenate(rows)
         row_of = {name: k for k, name in enumerate(distinct)}
         return vectors[[row_of[name] for name in names]]
 

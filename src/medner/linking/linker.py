@@ -94,7 +94,7 @@ class Linker:
         for span in doc.spans:
             if span.ids:
                 by_name.setdefault(exact_key(span.text), span.ids)
-        by_span_id = {span.id: span for span in doc.spans if span.id is not None}
+        by_span_id = doc.span_by_id()
 
         def ids_of(side: str) -> tuple[str, ...]:
             if side in known:

@@ -222,7 +222,7 @@ def fit_network(model: RelationModel, examples: Sequence[Example], held: Sequenc
     device = training_device()
     network = model.network.to(device)
     model.bf16 = training_precision(None, device) == "bf16"
-    autocast = torch.autocast(device.split(":")[0], torch.bfloat16, enabled=model.bf16)
+    autocast = torch.autocast(torch.device(device).type, torch.bfloat16, enabled=model.bf16)
     optimizer = torch.optim.AdamW(parameter_groups(network, config))
     steps = config.epochs * -(-len(examples) // config.batch_size)
     state = TrainingState(network, optimizer, get_linear_schedule_with_warmup(
