@@ -76,10 +76,12 @@ def main(argv=None) -> int:
         predicted, chain_seconds = timed(chain.predict, gold)
         end_to_end = evaluate(gold, predicted, bootstrap=1000, seed=0)
         gold_spans = [d.with_spans([replace(s, ids=()) for s in d.spans]) for d in gold]
-        linked_gold = chain.relations.predict(chain.linker.link(gold_spans))
+        linked_gold = chain.relations.predict(chain.linker.link(gold_spans),
+                                              hierarchy=chain.linker.index)
         on_gold_spans = evaluate(gold, linked_gold, bootstrap=1000, seed=0)
         on_gold_ids = evaluate(gold, chain.relations.predict(
-            [replace(d, relations=()) for d in gold]), bootstrap=1000, seed=0)
+            [replace(d, relations=()) for d in gold], hierarchy=chain.linker.index),
+            bootstrap=1000, seed=0)
     result = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"), "machine": describe(),
         "command": " ".join(["python", *sys.argv]), "dev": args.dev, "documents": len(gold),

@@ -65,6 +65,28 @@ def concept_f1(gold, predicted, bootstrap: int = 1000) -> dict:
             "mention_micro": report.concepts["concept-mention"].micro.to_dict()}
 
 
+class ReusingEmbedder:
+    """A NameEmbedder that embeds each name once across calls (the held-out fifth's index and
+    the full index share the vocabulary's hundreds of thousands of names), seeded from a
+    prebuilt index's vectors when one is given."""
+
+    def __init__(self, embedder, index=None) -> None:
+        self.embedder = embedder
+        self.base_model = embedder.base_model
+        self.vectors = {} if index is None else dict(
+            zip((e.name for e in index.entries), index.embeddings, strict=True))
+
+    def __call__(self, names):
+        import numpy as np
+
+        missing = [n for n in dict.fromkeys(names) if n not in self.vectors]
+        if missing:
+            self.vectors.update(zip(missing, self.embedder(missing), strict=True))
+        if not names:
+            return np.zeros((0, self.embedder.dimension), dtype=np.float32)
+        return np.stack([self.vectors[n] for n in names])
+
+
 def choose_threshold(train, embedder, vocabulary) -> tuple[float, dict]:
     """The threshold with the best document-level concept F1 on a held-out fifth of TRAIN
     (index built from the other four fifths plus any vocabulary), with gold spans."""
@@ -91,25 +113,29 @@ def main(argv=None) -> int:
     parser.add_argument("--threshold", type=float, help="skip choosing it on TRAIN")
     parser.add_argument("--tsv", action="append", default=[], help="also index this "
                         "vocabulary (id, name, synonyms, optional label), e.g. MeSH headings")
+    parser.add_argument("--index", type=Path, help="a prebuilt index of TRAIN and the --tsv "
+                        "vocabularies (`medner kb build TRAIN VOCAB.tsv`): used as the full "
+                        "index, and its vectors spare embedding the names again")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
     from medner.io import read_corpus
-    from medner.linking import Linker, build_index, names_from_corpus, read_tsv
+    from medner.linking import ConceptIndex, Linker, build_index, names_from_corpus, read_tsv
     from medner.linking.embed import NameEmbedder
 
     train = read_corpus(args.train).documents
     dev = read_corpus(args.dev).documents
     vocabulary = [name for path in args.tsv for name in read_tsv(path)]
-    embedder = NameEmbedder()
+    prebuilt = ConceptIndex.load(args.index) if args.index else None
+    embedder = ReusingEmbedder(NameEmbedder(progress=True), prebuilt)
     threshold, tuning = (args.threshold, {}) if args.threshold else choose_threshold(
         train, embedder, vocabulary)
     print(f"threshold {threshold} (chosen on a held-out fifth of TRAIN: {tuning})",
           file=sys.stderr)
     start = time.perf_counter()
-    index = build_index([*names_from_corpus(train), *vocabulary], embedder, sources=[],
-                        documents=train)
-    build_seconds = time.perf_counter() - start
+    index = prebuilt or build_index([*names_from_corpus(train), *vocabulary], embedder,
+                                    sources=[], documents=train)
+    build_seconds = None if prebuilt else round(time.perf_counter() - start, 1)
     if index.annotated_documents(dev):
         sys.exit(f"the index holds annotations of {len(index.annotated_documents(dev))} DEV "
                  "documents: refusing to score")
@@ -120,7 +146,8 @@ def main(argv=None) -> int:
               "vocabularies": args.tsv,
               "threshold": threshold, "threshold_tuning_on_train": tuning,
               "index": {"names": len(index.entries), "concepts": len(index.concepts),
-                        "build_seconds": round(build_seconds, 1)},
+                        "prebuilt": str(args.index) if prebuilt else None,
+                        "build_seconds": build_seconds},
               "gold_spans": {"id_accuracy": id_accuracy(dev, gold_linked, index),
                              "concepts": concept_f1(dev, gold_linked)}}
     if args.model:

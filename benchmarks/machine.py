@@ -48,4 +48,5 @@ def emit(result: dict, path: Path | None) -> None:
     text = json.dumps(result, indent=2)
     print(text)
     if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text + "\n", encoding="utf-8")

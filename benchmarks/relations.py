@@ -51,15 +51,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="skip training: score this trained folder")
     parser.add_argument("--resume", action="store_true", help="continue a stopped run of --out")
     parser.add_argument("--epochs", type=int, help="override the config's epochs")
+    parser.add_argument("--held-out", type=float, help="override the config's held_out "
+                        "fraction (0: train on all of --train, keep the last epoch and "
+                        "threshold 0.5)")
+    parser.add_argument("--seed", type=int, help="override the config's seed")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--base-model", help="encoder to fine-tune (default: the config's); "
                         "a NER model folder starts from its fine-tuned encoder")
+    parser.add_argument("--hierarchy", help="a concept index with MeSH tree numbers (`medner "
+                        "kb build` of MeSH XML or a TSV with tree numbers): keep each relation "
+                        "at its most specific level, as the pipeline does with its linker")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--tag", default="", help="name suffix for this run's result file")
     args = parser.parse_args(argv)
 
     from medner import evaluate
     from medner.io import read_corpus
+    from medner.linking import ConceptIndex
     from medner.relations import RelationConfig, RelationModel, train_relations
 
     started = datetime.now(UTC)
@@ -71,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
             config = replace(config, epochs=args.epochs)
         if args.base_model:
             config = replace(config, base_model=args.base_model)
+        if args.held_out is not None:
+            config = replace(config, held_out=args.held_out)
+        if args.seed is not None:
+            config = replace(config, seed=args.seed)
         trained = train_relations(read_corpus(args.train).documents, out=args.out,
                                   config=config, resume=args.resume,
                                   log=lambda m: print(m, file=sys.stderr, flush=True))
@@ -78,15 +90,16 @@ def main(argv: list[str] | None = None) -> int:
     model = RelationModel.load(model_dir, threads=args.threads)
     record = model.record
 
+    hierarchy = ConceptIndex.load(args.hierarchy) if args.hierarchy else None
     gold = read_corpus(args.dev).documents
     unlabelled = [replace(d, relations=()) for d in gold]
     model.score_pairs(unlabelled[:8])  # warm-up: the first call pays for lazy set-up
     begin = time.perf_counter()
-    predicted = model.predict(unlabelled)
+    predicted = model.predict(unlabelled, hierarchy=hierarchy)
     seconds = time.perf_counter() - begin
     pairs = sum(len(model.candidates(d).pairs) for d in unlabelled)
     if not args.model:  # what was trained in memory predicts what the saved folder predicts
-        same = trained.predict(unlabelled[:50]) == predicted[:50]
+        same = trained.predict(unlabelled[:50], hierarchy=hierarchy) == predicted[:50]
     else:
         same = None
     report = evaluate(gold, predicted, modes=("strict",), bootstrap=1000, seed=0)
@@ -104,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         "best_epoch": record.get("best_epoch"),
         "held_out": record.get("held_out"),
         "threshold": model.threshold,
+        "hierarchy": args.hierarchy,
         "dev": {"basis": relations.basis, **micro.to_dict()},
         "predict": {"documents": len(unlabelled), "candidate_pairs": pairs,
                     "relations": sum(len(d.relations) for d in predicted),
@@ -125,9 +139,12 @@ def main(argv: list[str] | None = None) -> int:
         f"**F1 {100 * micro.f1:.1f}**" + (f" (95% CI {100 * ci[0]:.1f}-{100 * ci[1]:.1f})"
                                          if ci else "")
         + f"; tp {micro.tp}, fp {micro.fp}, fn {micro.fn}.", "",
-        f"Training: {results['train_seconds']} s (best epoch {results['best_epoch']} of "
-        f"{model.config.epochs}, threshold {model.threshold:.3f} from held-out train F1 "
-        f"{100 * (results['held_out'] or {}).get('f1', 0):.1f}).", "",
+        f"Training: {results['train_seconds']} s " + (
+            f"(best epoch {results['best_epoch']} of {model.config.epochs}, threshold "
+            f"{model.threshold:.3f} from held-out train F1 {100 * results['held_out']['f1']:.1f})."
+            if results["held_out"] else
+            f"(all of --train, last epoch of {model.config.epochs}, threshold "
+            f"{model.threshold:.3f})."), "",
         f"Prediction: {speed['documents_per_s']} documents/s, {speed['pairs_per_s']} candidate "
         f"pairs/s ({speed['documents']} dev documents, {speed['candidate_pairs']} pairs, "
         f"{speed['relations']} relations predicted, {args.threads} threads).",

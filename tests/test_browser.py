@@ -184,6 +184,9 @@ def test_chromium_is_debians(browser):
 class _NamesEveryConcept:
     """A stand-in linker and relation stage: the page is under test here, not the models."""
 
+    index = None
+    """The linker's concept index, which the pipeline hands to the relation stage."""
+
     def link(self, documents):
         from dataclasses import replace
 
@@ -193,7 +196,7 @@ class _NamesEveryConcept:
                                                for k in range(len(d.spans))}})
                 for d in documents]
 
-    def predict(self, documents):
+    def predict(self, documents, *, hierarchy=None):
         from dataclasses import replace
 
         from medner.document import Relation

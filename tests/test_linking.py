@@ -76,7 +76,8 @@ def test_keys_fold_case_plurals_punctuation_and_word_order():
 
 def test_mesh_xml_descriptors_and_supplementary_records():
     descriptors = list(read_mesh_xml(MESH / "desc-tiny.xml"))
-    assert ConceptName(("D001241",), "Aspirin", "Chemical", preferred=True) in descriptors
+    assert ConceptName(("D001241",), "Aspirin", "Chemical", preferred=True,
+                       tree_numbers=("D02.455.426.559.389.657.109",)) in descriptors
     assert ConceptName(("D001241",), "Acetylsalicylic Acid", "Chemical") in descriptors
     assert ConceptName(("D006402",), "Blood Diseases", "Disease") in descriptors
     assert not [n for n in descriptors if n.concepts == ("D001829",)]  # anatomy: no label
@@ -99,10 +100,12 @@ def test_a_file_that_is_not_mesh_xml_is_named(tmp_path):
 
 def test_tsv_vocabulary_and_a_row_with_missing_columns(tmp_path):
     good = tmp_path / "vocab.tsv"
-    good.write_text("id\tname\tsynonyms\tlabel\nX1\tfever\tpyrexia|high temperature\tSymptom\n"
+    good.write_text("id\tname\tsynonyms\tlabel\ttree_numbers\n"
+                    "X1\tfever\tpyrexia|high temperature\tSymptom\tS1.2|S3\n"
                     "X2\tpain\t\n", encoding="utf-8")
     names = list(read_tsv(good))
-    assert ConceptName(("X1",), "fever", "Symptom", preferred=True) in names
+    assert ConceptName(("X1",), "fever", "Symptom", preferred=True,
+                       tree_numbers=("S1.2", "S3")) in names
     assert ConceptName(("X1",), "high temperature", "Symptom") in names
     assert ConceptName(("X2",), "pain", None, preferred=True) in names
     bad = tmp_path / "bad.tsv"
@@ -118,6 +121,15 @@ def test_index_prefers_frequent_and_vocabulary_names(index):
     assert index.lookup("cancer of the breast", "Disease") == (("D001943",), "word-order")
     assert index.lookup("cocaine", "Disease") is None  # a chemical name, not a disease
     assert index.lookup("cocaine", "SpecificDisease") == (("D003042",), "exact")  # unknown label
+
+
+def test_the_index_knows_which_concept_is_broader(index):
+    assert index.concepts["D000740"]["tree_numbers"] == ["C15.378.071"]
+    assert index.broader("D006402", "D000740")  # Hematologic Diseases above Anemia
+    assert not index.broader("D000740", "D006402")
+    assert not index.broader("D006402", "D006402")
+    assert not index.broader("D006402", "D012640")  # seizures: no tree numbers here
+    assert not index.broader("D006402", "D999999")  # not in the index
 
 
 def test_linker_links_names_abbreviations_and_relations(index, embedder):

@@ -129,6 +129,37 @@ def test_predict_keeps_other_relations_and_replaces_its_own(trained) -> None:
     assert Relation("CID", "C1", "D1", "concept") in out.relations
 
 
+def hierarchy(trees: dict[str, list[str]]):
+    """A concept index that holds only the hierarchy (no names)."""
+    import numpy as np
+
+    from medner.linking.index import ConceptIndex
+
+    concepts = {c: {"name": c, "label": None, "tree_numbers": t} for c, t in trees.items()}
+    return ConceptIndex([], concepts, np.zeros((0, 4), dtype=np.float32), {})
+
+
+def test_a_broader_concept_gives_way_to_a_narrower_one_of_the_same_pair(trained) -> None:
+    model, _ = trained
+    assert relation_sets(model.predict([DOCS[2]])) == [{("CID", "C3", "D3"), ("CID", "C3", "D1")}]
+    # asthma (D1) above tremor (D3): lithium's relation is kept only at the narrower level
+    narrower = model.predict([DOCS[2]], hierarchy=hierarchy({"D1": ["C08"], "D3": ["C08.1"]}))
+    assert relation_sets(narrower) == [{("CID", "C3", "D3")}]
+    unrelated = model.predict([DOCS[2]], hierarchy=hierarchy({"D1": ["C08"], "D3": ["C10.1"]}))
+    assert relation_sets(unrelated) == relation_sets(model.predict([DOCS[2]]))
+
+
+def test_most_specific_looks_at_both_sides() -> None:
+    from medner.relations.model import most_specific
+
+    index = hierarchy({"D1": ["C08"], "D3": ["C08.1"], "C1": ["D02"], "C2": ["D02.5"]})
+    relations = [Relation("CID", h, t, "concept")
+                 for h, t in (("C1", "D1"), ("C1", "D3"), ("C2", "D1"), ("C9", "D9"))]
+    kept = most_specific(relations, index)
+    # (C1, D1): D3 is narrower for C1; (C1, D1) again: C2 is narrower for D1
+    assert [(r.head, r.tail) for r in kept] == [("C1", "D3"), ("C2", "D1"), ("C9", "D9")]
+
+
 def test_documents_without_concepts_get_no_relations(trained) -> None:
     model, _ = trained
     no_ids = Document("x", "aspirin caused asthma .", (

@@ -60,7 +60,8 @@ class Pipeline:
         if self.linker is not None:
             predicted = self.linker.link(predicted)
         if self.relations is not None:
-            predicted = self.relations.predict(predicted)
+            predicted = self.relations.predict(
+                predicted, hierarchy=None if self.linker is None else self.linker.index)
         return predicted
 
     def extract(self, texts: str | Iterable[str], *, ids: Sequence[str] | None = None,
@@ -163,7 +164,8 @@ def train_stages(folder: Path, training: Any, tables: dict[str, dict[str, Any]],
             names += source.names
             sources.append({"kind": source.kind, "path": str(base / name),
                             "names": len(source.names)})
-        index = build_index(names, NameEmbedder(link.get("embedding_model", "minilm-l6")),
+        index = build_index(names, NameEmbedder(link.get("embedding_model", "minilm-l6"),
+                                                progress=True),
                             sources=sources, documents=train)
         index.meta["threshold"] = float(link.get("threshold", DEFAULT_THRESHOLD))
         index.save(folder / LINKER_FOLDER)

@@ -50,7 +50,7 @@ def build_command(
         names += source.names
         documents += source.documents
         described.append({"kind": source.kind, "path": str(path), "names": len(source.names)})
-    index = build_index(names, NameEmbedder(embedding_model), sources=described,
+    index = build_index(names, NameEmbedder(embedding_model, progress=True), sources=described,
                         documents=documents)
     index.meta["threshold"] = threshold
     written = index.save(target)

@@ -13,10 +13,11 @@ NAME_TOKENS = 32
 
 class NameEmbedder:
     def __init__(self, base_model: str = "minilm-l6", *, batch_size: int = 256,
-                 device: str | None = None) -> None:
+                 device: str | None = None, progress: bool = False) -> None:
         """``device`` (auto, cpu, cuda, ...; default auto) runs the model. It computes in
         fp32 on every device, as the index's name vectors were made: a query in another
-        precision would move cosines near the linker's threshold."""
+        precision would move cosines near the linker's threshold. ``progress`` shows a bar
+        while names are embedded (a full MeSH vocabulary takes minutes on a CPU)."""
         import torch
         from transformers import AutoModel, AutoTokenizer
 
@@ -26,6 +27,7 @@ class NameEmbedder:
 
         self.base_model = base_model
         self.batch_size = batch_size
+        self.progress = progress
         path = resolve(base_model).path
         self.device = resolve_device(device, what=f"embedding model {base_model}")
         with loading_weights(path):
@@ -39,10 +41,12 @@ class NameEmbedder:
         batches of names of similar length (mentions repeat, and a batch pads to its
         longest name)."""
         import torch
+        from tqdm.auto import tqdm
 
         distinct = sorted(set(names), key=lambda name: (len(name), name))
         rows = []
-        with torch.inference_mode():
+        with torch.inference_mode(), tqdm(total=len(distinct), desc="embedding names",
+                                          unit="name", disable=not self.progress) as bar:
             for start in range(0, len(distinct), self.batch_size):
                 batch = self.tokenizer(distinct[start:start + self.batch_size], padding=True,
                                        truncation=True, max_length=NAME_TOKENS,
@@ -51,6 +55,7 @@ class NameEmbedder:
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
                 rows.append(torch.nn.functional.normalize(pooled, dim=-1).float().cpu().numpy())
+                bar.update(len(rows[-1]))
         if not rows:
             return np.zeros((0, self.dimension), dtype=np.float32)
         vectors = np.concatenate(rows)

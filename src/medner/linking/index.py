@@ -41,8 +41,9 @@ class NameEntry:
 @dataclass
 class ConceptIndex:
     entries: list[NameEntry]
-    concepts: dict[str, dict[str, str | None]]
-    """ID -> ``{"name": preferred name, "label": label}``."""
+    concepts: dict[str, dict[str, Any]]
+    """ID -> ``{"name": preferred name, "label": label}``, and ``"tree_numbers"`` where the
+    vocabulary places the concept in a hierarchy (MeSH)."""
     embeddings: np.ndarray
     meta: dict[str, Any]
     documents: dict[str, str] = field(default_factory=dict)
@@ -112,6 +113,14 @@ class ConceptIndex:
             self._searchers[label] = searcher
         return self._searchers[label]
 
+    def broader(self, concept: str, other: str) -> bool:
+        """Whether ``concept`` stands above ``other`` in the vocabulary's hierarchy (a tree
+        number of ``other`` extends one of ``concept``'s: "C10.228" is under "C10"). False
+        where either has no tree numbers."""
+        above = self.concepts.get(concept, {}).get("tree_numbers") or ()
+        below = self.concepts.get(other, {}).get("tree_numbers") or ()
+        return any(b.startswith(a + ".") for a in above for b in below)
+
     def name_of(self, concept: str) -> str | None:
         info = self.concepts.get(concept)
         return None if info is None else info["name"]
@@ -172,18 +181,22 @@ def build_index(names: Iterable[ConceptName], embed, *, sources: Sequence[dict[s
     counts: Counter[tuple[tuple[str, ...], str, str | None]] = Counter()
     spelling: dict[tuple[tuple[str, ...], str, str | None], str] = {}
     preferred: set[tuple[tuple[str, ...], str, str | None]] = set()
+    trees: dict[str, set[str]] = defaultdict(set)
     for record in names:
         key = (record.concepts, exact_key(record.name), record.label)
         counts[key] += 1
         spelling.setdefault(key, record.name)
         if record.preferred:
             preferred.add(key)
+        if record.tree_numbers:
+            for concept in record.concepts:
+                trees[concept].update(record.tree_numbers)
     if not counts:
         raise MednerError("no concept names found in the sources: a corpus needs mentions with "
                           "concept IDs, a vocabulary at least one row")
     entries = [NameEntry(key[0], spelling[key], key[2], n, key in preferred)
                for key, n in sorted(counts.items(), key=lambda item: (item[0][0], item[0][1]))]
-    concepts: dict[str, dict[str, str | None]] = {}
+    concepts: dict[str, dict[str, Any]] = {}
     best: dict[str, tuple[bool, int]] = {}
     for entry in entries:
         if len(entry.concepts) != 1:
@@ -193,6 +206,9 @@ def build_index(names: Iterable[ConceptName], embed, *, sources: Sequence[dict[s
         if concept not in best or rank > best[concept]:
             best[concept] = rank
             concepts[concept] = {"name": entry.name, "label": entry.label}
+    for concept, numbers in trees.items():
+        if concept in concepts:
+            concepts[concept]["tree_numbers"] = sorted(numbers)
     embeddings = embed([e.name for e in entries])
     meta = {"embedding_model": embed.base_model, "names": len(entries),
             "concepts": len(concepts), "sources": list(sources)}

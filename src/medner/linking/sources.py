@@ -6,7 +6,7 @@ Each reader yields ``ConceptName`` records; ``medner.linking.index.build_index``
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +32,9 @@ class ConceptName:
     label: str | None
     preferred: bool = False
     """The vocabulary's preferred name for the concept (MeSH heading, TSV name column)."""
+    tree_numbers: tuple[str, ...] = ()
+    """The concept's places in the vocabulary's hierarchy (MeSH tree numbers, "C10.228"),
+    given on its preferred name: what tells a broader concept from a narrower one."""
 
 
 def names_from_corpus(documents: Iterable[Document]) -> Iterator[ConceptName]:
@@ -43,7 +46,7 @@ def names_from_corpus(documents: Iterable[Document]) -> Iterator[ConceptName]:
                 yield ConceptName(ids, span.text, span.label)
 
 
-def _mesh_label(tree_numbers: list[str], labels: Mapping[str, str]) -> str | None:
+def mesh_label(tree_numbers: Sequence[str], labels: Mapping[str, str]) -> str | None:
     best = None
     for number in tree_numbers:
         for prefix, label in labels.items():
@@ -89,22 +92,22 @@ def _mesh_record(record: ET.Element, path: Path, tree_labels: Mapping[str, str],
                               else "SupplementalRecordName/String", "").strip()
     if not ui or not heading:
         raise MednerError(f"{path}: a <{record.tag}> without its UI or name")
-    if descriptor:
-        label = _mesh_label([t.text or "" for t in record.iterfind("TreeNumberList/TreeNumber")],
-                            tree_labels)
-    else:
-        label = scr_labels.get(record.get("SCRClass", ""))
+    trees = tuple(t.text.strip() for t in record.iterfind("TreeNumberList/TreeNumber")
+                  if t.text and t.text.strip())
+    label = mesh_label(trees, tree_labels) if descriptor else scr_labels.get(
+        record.get("SCRClass", ""))
     if label is None:
         return
-    yield ConceptName((ui,), heading, label, preferred=True)
+    yield ConceptName((ui,), heading, label, preferred=True, tree_numbers=trees)
     for term in record.iterfind("ConceptList/Concept/TermList/Term/String"):
         if term.text and term.text.strip() != heading:
             yield ConceptName((ui,), term.text.strip(), label)
 
 
 def read_tsv(path: str | Path) -> Iterator[ConceptName]:
-    """A vocabulary as TSV: ``id``, ``name``, ``synonyms`` (``|``-separated, may be empty)
-    and an optional ``label``. A first line starting ``id<TAB>`` is a header."""
+    """A vocabulary as TSV: ``id``, ``name``, ``synonyms`` (``|``-separated, may be empty),
+    an optional ``label`` and optional ``tree_numbers`` (``|``-separated hierarchy positions,
+    MeSH style: "C10.228" is under "C10"). A first line starting ``id<TAB>`` is a header."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -120,7 +123,9 @@ def read_tsv(path: str | Path) -> Iterator[ConceptName]:
                               f"{len(columns)} column(s): {line[:80]!r}")
         concept, name = columns[0].strip(), columns[1].strip()
         label = columns[3].strip() or None if len(columns) > 3 else None
-        yield ConceptName((concept,), name, label, preferred=True)
+        trees = tuple(t.strip() for t in columns[4].split("|") if t.strip()) \
+            if len(columns) > 4 else ()
+        yield ConceptName((concept,), name, label, preferred=True, tree_numbers=trees)
         for synonym in columns[2].split("|"):
             if synonym.strip():
                 yield ConceptName((concept,), synonym.strip(), label)
@@ -163,4 +168,4 @@ def _is_mesh(path: Path) -> bool:
 
 
 __all__ = ["MESH_SCR_LABELS", "MESH_TREE_LABELS", "NO_CONCEPT", "ConceptName",
-           "Source", "names_from_corpus", "read_mesh_xml", "read_source", "read_tsv"]
+           "Source", "mesh_label", "names_from_corpus", "read_mesh_xml", "read_source", "read_tsv"]

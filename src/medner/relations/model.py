@@ -8,10 +8,10 @@ decision threshold, the pair features, the training config and the held-out scor
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medner.core.device import resolve_bf16, resolve_device
 from medner.core.folder import (
@@ -27,6 +27,9 @@ from medner.errors import MednerError
 from medner.relations.candidates import FEATURES, DocumentCandidates, document_candidates
 from medner.relations.config import RelationConfig
 from medner.relations.encoding import EncodedDocument, encode, marker_id
+
+if TYPE_CHECKING:
+    from medner.linking.index import ConceptIndex
 
 BACKEND = "relations"
 HEAD_FILE = "head.safetensors"
@@ -89,15 +92,20 @@ class RelationModel:
                     scores[k] = dict(zip(found[k].pairs, probabilities, strict=True))
         return scores
 
-    def predict(self, documents: Iterable[Document]) -> list[Document]:
+    def predict(self, documents: Iterable[Document], *, hierarchy: ConceptIndex | None = None
+                ) -> list[Document]:
         """Copies of the documents with the predicted relations; spans are unchanged. Relations
-        with another label are kept, earlier ones with this label are replaced."""
+        with another label are kept, earlier ones with this label are replaced. With
+        ``hierarchy`` (the linker's concept index), a pair with a broader side than another
+        predicted pair that shares its other side is dropped (``most_specific``)."""
         documents = list(documents)
         label = self.config.relation_label
         out = []
         for doc, scores in zip(documents, self.score_pairs(documents), strict=True):
             predicted = [Relation(label, head, tail, "concept")
                          for (head, tail), p in sorted(scores.items()) if p >= self.threshold]
+            if hierarchy is not None:
+                predicted = most_specific(predicted, hierarchy)
             kept = [r for r in doc.relations if r.label != label]
             out.append(replace(doc, relations=(*kept, *predicted)))
         return out
@@ -160,6 +168,22 @@ class RelationModel:
         return cls(network, tokenizer, config, float(meta["threshold"]), meta.get("training"),
                    path=str(folder),
                    batch_size=batch_size, bf16=resolve_bf16(bf16, target))
+
+
+def most_specific(relations: Sequence[Relation], hierarchy: ConceptIndex) -> list[Relation]:
+    """``relations`` without those whose head is broader than another head of the same tail,
+    or whose tail is broader than another tail of the same head. BC5CDR's guidelines annotate
+    a relation at the most specific level the abstract names ("seizures", not also "nervous
+    system diseases"), and the pair network, which never sees the hierarchy, cannot tell the
+    levels apart."""
+    heads: dict[str, set[str]] = {}
+    tails: dict[str, set[str]] = {}
+    for relation in relations:
+        tails.setdefault(relation.head, set()).add(relation.tail)
+        heads.setdefault(relation.tail, set()).add(relation.head)
+    return [r for r in relations
+            if not any(hierarchy.broader(r.tail, other) for other in tails[r.head])
+            and not any(hierarchy.broader(r.head, other) for other in heads[r.tail])]
 
 
 def check_folder(folder: Path) -> dict[str, Any]:
