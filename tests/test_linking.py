@@ -123,6 +123,23 @@ def test_index_prefers_frequent_and_vocabulary_names(index):
     assert index.lookup("cocaine", "SpecificDisease") == (("D003042",), "exact")  # unknown label
 
 
+def test_a_short_form_takes_the_ids_of_the_mention_inside_its_long_form(index, embedder):
+    linker = Linker(index, embedder, threshold=0.99)
+    text = "Cocaine-induced seizures (CIS) were seen; CIS recurred. Aspirin (ASA) was given."
+    spans = [Span(text.index(t), text.index(t) + len(t), label, t) for t, label in (
+        ("Cocaine", "Chemical"), ("seizures", "Disease"), ("CIS", "Disease"),
+        ("Aspirin", "Chemical"))]
+    second = text.index("CIS", text.index("CIS") + 1)
+    spans.append(Span(second, second + 3, "Disease", "CIS"))
+    # a gold ID on the short form is kept as it came
+    spans.append(Span(text.index("ASA"), text.index("ASA") + 3, "Chemical", "ASA", ("X1",)))
+    (linked,) = linker.link([Document("a", text, tuple(spans))])
+    ids = [(s.text, s.ids) for s in linked.spans]
+    # the long form "Cocaine-induced seizures" matches no name; "seizures" inside it does
+    assert ids.count(("CIS", ("D012640",))) == 2
+    assert ("ASA", ("X1",)) in ids and ("Cocaine", ("D003042",)) in ids
+
+
 def test_the_index_knows_which_concept_is_broader(index):
     assert index.concepts["D000740"]["tree_numbers"] == ["C15.378.071"]
     assert index.broader("D006402", "D000740")  # Hematologic Diseases above Anemia

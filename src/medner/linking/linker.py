@@ -3,18 +3,20 @@
 Order per span, first that answers wins: the span's text under the exact, loose and
 word-order keys; for an abbreviation defined in the document ("... cyclosporine (CsA)"),
 the same keys on its long form; then the nearest indexed name in embedding space, kept when
-its cosine similarity reaches ``threshold``. A span left unlinked keeps ``ids == ()``.
-Spans that already carry IDs (gold spans) are left as they are.
+its cosine similarity reaches ``threshold``. Last, a short form defined in the document
+takes the IDs of the linked mention inside its long form where there is one. A span left
+unlinked keeps ``ids == ()``. Spans that already carry IDs (gold spans) are left as they
+are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from medner.abbreviations import find_abbreviations
-from medner.document import Document
+from medner.abbreviations import Abbreviation, find_abbreviations
+from medner.document import Document, Span
 from medner.linking.embed import NameEmbedder
 from medner.linking.index import ConceptIndex
 from medner.linking.names import exact_key
@@ -53,10 +55,11 @@ class Linker:
     def link(self, documents: Iterable[Document]) -> list[Document]:
         documents = list(documents)
         spans = [list(doc.spans) for doc in documents]
+        abbreviations = [find_abbreviations(doc.text) for doc in documents]
         unmatched: list[tuple[int, int, str]] = []  # (document, span, name to embed)
         for d, doc in enumerate(documents):
             long_forms = {doc.text[a.short[0]:a.short[1]]: doc.text[a.long[0]:a.long[1]]
-                          for a in find_abbreviations(doc.text)}
+                          for a in abbreviations[d]}
             for s, span in enumerate(spans[d]):
                 if span.ids:
                     continue
@@ -77,6 +80,8 @@ class Linker:
                                       strict=True):
                 if hit is not None and hit[1] >= self.threshold:
                     spans[d][s] = replace(spans[d][s], ids=hit[0], link_score=round(hit[1], 4))
+        for d, doc in enumerate(documents):
+            spans[d] = short_forms_as_long(doc, spans[d], abbreviations[d])
         return [self._with_names(self._relations_on_ids(doc.with_spans(doc_spans)))
                 for doc, doc_spans in zip(documents, spans, strict=True)]
 
@@ -134,4 +139,31 @@ class Linker:
         return replace(doc, metadata={**doc.metadata, "concepts": known}) if known else doc
 
 
-__all__ = ["DEFAULT_THRESHOLD", "Linker"]
+def short_forms_as_long(document: Document, spans: list[Span],
+                        abbreviations: Sequence[Abbreviation]) -> list[Span]:
+    """Each mention of a short form defined in the document ("ribavirin-induced hemolytic
+    anemia (RIHA)") takes the IDs of the linked mention of its label inside the long form,
+    the last one where there are several (English puts the head of a phrase last). A short
+    form means its long form in the document that defines it, whatever else the same letters
+    name elsewhere ("DVP" is divalproex here, dichlorvos in the vocabulary), and the long
+    form as a whole often matches no name while the mention inside it does."""
+    meaning: dict[tuple[str, str], Span] = {}
+    for abbreviation in abbreviations:
+        start, end = abbreviation.long
+        short = document.text[abbreviation.short[0]:abbreviation.short[1]]
+        for span in sorted(spans, key=lambda s: s.end):
+            if span.ids and start <= span.start and span.end <= end:
+                meaning[(short, span.label)] = span
+    if not meaning:
+        return spans
+    out = []
+    for span, given in zip(spans, document.spans, strict=True):
+        long = meaning.get((span.text, span.label))
+        if long is not None and not given.ids:  # IDs the document came with stay
+            span = replace(span, ids=long.ids,
+                           link_score=round((long.link_score or 1.0) * ABBREVIATION_FACTOR, 4))
+        out.append(span)
+    return out
+
+
+__all__ = ["DEFAULT_THRESHOLD", "Linker", "short_forms_as_long"]
