@@ -20,7 +20,7 @@ from medner.linking import (
     read_mesh_xml,
     read_tsv,
 )
-from medner.linking.names import bag_key, exact_key, loose_key
+from medner.linking.names import bag_key, exact_key, loose_key, numbers_agree
 
 MESH = Path(__file__).parent / "fixtures" / "mesh"
 NAMES = ["aspirin", "acetylsalicylic acid", "hematologic diseases", "blood diseases",
@@ -138,6 +138,25 @@ def test_a_short_form_takes_the_ids_of_the_mention_inside_its_long_form(index, e
     # the long form "Cocaine-induced seizures" matches no name; "seizures" inside it does
     assert ids.count(("CIS", ("D012640",))) == 2
     assert ("ASA", ("X1",)) in ids and ("Cocaine", ("D003042",)) in ids
+
+
+def test_numbers_must_agree_where_both_names_have_them():
+    assert not numbers_agree("KF17837", "KF 17828")
+    assert not numbers_agree("type 1 diabetes", "Diabetes Mellitus, Type 2")
+    assert numbers_agree("5-HT 3", "3 5-HT")
+    assert numbers_agree("type II diabetes", "Diabetes Mellitus, Type 2")
+    assert numbers_agree("5-fluorouracil", "fluorouracil")
+
+
+def test_an_embedding_match_with_other_numbers_is_refused(embedder):
+    names = [ConceptName(("C1",), "KF 17828", "Chemical", preferred=True),
+             ConceptName(("C2",), "SM 5887", "Chemical", preferred=True)]
+    index = build_index(names, embedder, sources=[])
+    text = "KF 17837 and KF 17828 were given."
+    spans = tuple(Span(text.index(t), text.index(t) + len(t), "Chemical", t)
+                  for t in ("KF 17837", "KF 17828"))
+    (linked,) = Linker(index, embedder, threshold=0.0).link([Document("k", text, spans)])
+    assert [s.ids for s in linked.spans] == [(), ("C1",)]
 
 
 def test_the_index_knows_which_concept_is_broader(index):

@@ -86,21 +86,24 @@ class ConceptIndex:
                 return best[0], matcher
         return None
 
-    def nearest(self, vectors: np.ndarray, labels: Sequence[str | None]
-                ) -> list[tuple[tuple[str, ...], float] | None]:
-        """The nearest name's concepts and its cosine similarity, per vector and label."""
-        found: list[tuple[tuple[str, ...], float] | None] = [None] * len(vectors)
+    def nearest(self, vectors: np.ndarray, labels: Sequence[str | None], k: int = 1
+                ) -> list[list[tuple[tuple[str, ...], float, str]]]:
+        """Per vector and label, the ``k`` nearest names as (concepts, cosine similarity,
+        name), nearest first."""
+        found: list[list[tuple[tuple[str, ...], float, str]]] = [[] for _ in vectors]
         wanted: dict[str | None, list[int]] = defaultdict(list)
-        for k, label in enumerate(labels):
-            wanted[self._label(label)].append(k)
+        for position, label in enumerate(labels):
+            wanted[self._label(label)].append(position)
         for label, positions in wanted.items():
             rows = self._vector_rows[label]
             if not len(rows):
                 continue
-            scores, hits = self._searcher(label).search(vectors[positions], 1)
-            for k, score, hit in zip(positions, scores[:, 0], hits[:, 0], strict=True):
-                if hit >= 0:
-                    found[k] = (self.entries[int(rows[hit])].concepts, float(score))
+            scores, hits = self._searcher(label).search(vectors[positions], k)
+            for position, row_scores, row_hits in zip(positions, scores, hits, strict=True):
+                for score, hit in zip(row_scores, row_hits, strict=True):
+                    if hit >= 0:
+                        entry = self.entries[int(rows[hit])]
+                        found[position].append((entry.concepts, float(score), entry.name))
         return found
 
     def _searcher(self, label: str | None):

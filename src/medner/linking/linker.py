@@ -3,10 +3,10 @@
 Order per span, first that answers wins: the span's text under the exact, loose and
 word-order keys; for an abbreviation defined in the document ("... cyclosporine (CsA)"),
 the same keys on its long form; then the nearest indexed name in embedding space, kept when
-its cosine similarity reaches ``threshold``. Last, a short form defined in the document
-takes the IDs of the linked mention inside its long form where there is one. A span left
-unlinked keeps ``ids == ()``. Spans that already carry IDs (gold spans) are left as they
-are.
+its cosine similarity reaches ``threshold`` and its numbers do not contradict the span's.
+Last, a short form defined in the document takes the IDs of the linked mention inside its
+long form where there is one. A span left unlinked keeps ``ids == ()``. Spans that already
+carry IDs (gold spans) are left as they are.
 """
 
 from __future__ import annotations
@@ -19,13 +19,15 @@ from medner.abbreviations import Abbreviation, find_abbreviations
 from medner.document import Document, Span
 from medner.linking.embed import NameEmbedder
 from medner.linking.index import ConceptIndex
-from medner.linking.names import exact_key
+from medner.linking.names import exact_key, numbers_agree
 
 MATCH_SCORES = {"exact": 1.0, "loose": 0.95, "word-order": 0.9}
 """``Span.link_score`` of a string match, by key (an embedding match scores its cosine)."""
 ABBREVIATION_FACTOR = 0.98
 """A match through an abbreviation's long form is as good as the long form's, a little less."""
 DEFAULT_THRESHOLD = 0.8
+EMBEDDING_CANDIDATES = 5
+"""Nearest names looked at per span: the nearest may be refused for its numbers."""
 
 
 class Linker:
@@ -76,9 +78,11 @@ class Linker:
         if unmatched:
             vectors = self.embedder([name for _, _, name in unmatched])
             labels = [spans[d][s].label for d, s, _ in unmatched]
-            for (d, s, _), hit in zip(unmatched, self.index.nearest(vectors, labels),
-                                      strict=True):
-                if hit is not None and hit[1] >= self.threshold:
+            nearest = self.index.nearest(vectors, labels, k=EMBEDDING_CANDIDATES)
+            for (d, s, name), candidates in zip(unmatched, nearest, strict=True):
+                hit = next((c for c in candidates if c[1] >= self.threshold
+                            and numbers_agree(name, c[2])), None)
+                if hit is not None:
                     spans[d][s] = replace(spans[d][s], ids=hit[0], link_score=round(hit[1], 4))
         for d, doc in enumerate(documents):
             spans[d] = short_forms_as_long(doc, spans[d], abbreviations[d])

@@ -48,7 +48,19 @@ def bag_key(name: str) -> str:
     return " ".join(sorted(set(loose_key(name).split()) - _FUNCTION_WORDS))
 
 
+_NUMBER = re.compile(r"\d+")
+
+
+def numbers_agree(name: str, other: str) -> bool:
+    """False when both names hold numbers and not the same ones: numbers tell apart what an
+    embedding puts side by side ("KF17837" and "KF 17828" are two compounds, "type 1" and
+    "type 2 diabetes" two diseases). A name without numbers contradicts none ("type II
+    diabetes", "fluorouracil" for "5-fluorouracil")."""
+    mine, theirs = _NUMBER.findall(name), _NUMBER.findall(other)
+    return not mine or not theirs or sorted(map(int, mine)) == sorted(map(int, theirs))
+
+
 KEYS = (("exact", exact_key), ("loose", loose_key), ("word-order", bag_key))
 """The string matchers in the order the linker tries them."""
 
-__all__ = ["KEYS", "bag_key", "exact_key", "loose_key", "singular"]
+__all__ = ["KEYS", "bag_key", "exact_key", "loose_key", "numbers_agree", "singular"]
