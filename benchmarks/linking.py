@@ -116,6 +116,9 @@ def main(argv=None) -> int:
     parser.add_argument("--index", type=Path, help="a prebuilt index of TRAIN and the --tsv "
                         "vocabularies (`medner kb build TRAIN VOCAB.tsv`): used as the full "
                         "index, and its vectors spare embedding the names again")
+    parser.add_argument("--vectors-from", type=Path, help="an index whose name vectors are "
+                        "reused wherever the same names are indexed here (e.g. one built with "
+                        "the same vocabulary and another corpus), sparing embedding them again")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
@@ -127,7 +130,8 @@ def main(argv=None) -> int:
     dev = read_corpus(args.dev).documents
     vocabulary = [name for path in args.tsv for name in read_tsv(path)]
     prebuilt = ConceptIndex.load(args.index) if args.index else None
-    embedder = ReusingEmbedder(NameEmbedder(progress=True), prebuilt)
+    donor = ConceptIndex.load(args.vectors_from) if args.vectors_from else prebuilt
+    embedder = ReusingEmbedder(NameEmbedder(progress=True), donor)
     threshold, tuning = (args.threshold, {}) if args.threshold else choose_threshold(
         train, embedder, vocabulary)
     print(f"threshold {threshold} (chosen on a held-out fifth of TRAIN: {tuning})",

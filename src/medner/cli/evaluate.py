@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -48,7 +49,8 @@ def predict_with_model(
             f"of the documents to score (e.g. {', '.join(leaked[:3])}); concept scores would "
             "be inflated. Rebuild the index without them (`medner kb build ... --out MODEL`).")
     gold, _ = apply_schema(gold, model.schema)
-    predicted = model.predict(gold)
+    # a bar for the person at a terminal (an LLM takes minutes); none in pipes and logs
+    predicted = model.predict(gold, progress=sys.stderr.isatty())
     notes = dict(getattr(model, "last_notes", None) or {})
     unscored = sum(len(d.relations) for d in gold)
     if unscored and not model.predicts_relations:
