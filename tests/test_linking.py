@@ -120,7 +120,10 @@ def test_index_prefers_frequent_and_vocabulary_names(index):
     assert index.lookup("SEIZURE", "Disease") == (("D012640",), "loose")
     assert index.lookup("cancer of the breast", "Disease") == (("D001943",), "word-order")
     assert index.lookup("cocaine", "Disease") is None  # a chemical name, not a disease
-    assert index.lookup("cocaine", "SpecificDisease") == (("D003042",), "exact")  # unknown label
+    assert index.lookup("cocaine", "Entity") == (("D003042",), "exact")  # unknown label: all
+    # an NCBI type is a disease (the built-in ncbi-disease schema says so)
+    assert index.lookup("seizures", "SpecificDisease") == (("D012640",), "exact")
+    assert index.lookup("cocaine", "SpecificDisease") is None
 
 
 def test_a_short_form_takes_the_ids_of_the_mention_inside_its_long_form(index, embedder):

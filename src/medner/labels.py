@@ -59,6 +59,15 @@ SCHEMAS: dict[str, LabelSchema] = {
 }
 
 
+def canonical_label(label: str | None) -> str | None:
+    """The label a built-in schema maps ``label`` onto ("SpecificDisease" -> "Disease"), else
+    ``label`` itself."""
+    for schema in SCHEMAS.values():
+        if label in schema.mapping:
+            return schema.mapping[label]
+    return label
+
+
 def load_schema_file(path: str | Path) -> LabelSchema:
     """A user schema: TOML or JSON with ``name``, ``labels`` and an optional ``map`` table."""
     p = Path(path)

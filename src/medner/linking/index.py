@@ -22,6 +22,7 @@ import numpy as np
 from medner.core.folder import MEDNER_JSON, atomic_folder, folder_header, read_json, write_json
 from medner.document import Document, text_fingerprint
 from medner.errors import MednerError
+from medner.labels import canonical_label
 from medner.linking.names import KEYS, exact_key
 from medner.linking.sources import ConceptName
 
@@ -50,30 +51,34 @@ class ConceptIndex:
     """Fingerprint of each annotated corpus document -> its id."""
 
     def __post_init__(self) -> None:
-        self.labels = {e.label for e in self.entries if e.label is not None}
+        # names and spans meet on the built-in schemas' labels: an NCBI "SpecificDisease"
+        # mention and a MeSH "Disease" heading are both diseases
+        entry_labels = [canonical_label(e.label) for e in self.entries]
+        self.labels = {label for label in entry_labels if label is not None}
         # matcher -> (key, label) -> concepts -> weight. A name without a label (a vocabulary
         # that gives none) is a candidate for every label; label None looks in all names.
         self._by_key: dict[str, dict[tuple[str, str | None], Counter]] = {}
         for matcher, key_of in KEYS:
             table: dict[tuple[str, str | None], Counter] = defaultdict(Counter)
-            for entry in self.entries:
+            for entry, entry_label in zip(self.entries, entry_labels, strict=True):
                 key = key_of(entry.name)
                 if key:
                     weight = entry.count + (0.5 if entry.preferred else 0.0)
-                    labels = {entry.label} if entry.label is not None else self.labels
+                    labels = {entry_label} if entry_label is not None else self.labels
                     for label in (*labels, None):
                         table[(key, label)][entry.concepts] += weight
             self._by_key[matcher] = dict(table)
         self._vector_rows: dict[str | None, np.ndarray] = {None: np.arange(len(self.entries))}
         for label in self.labels:
             self._vector_rows[label] = np.array(
-                [i for i, e in enumerate(self.entries) if e.label in (label, None)],
+                [i for i, e in enumerate(entry_labels) if e in (label, None)],
                 dtype=np.int64)
         self._searchers: dict[str | None, Any] = {}
 
     def _label(self, label: str | None) -> str | None:
-        """The index label to search for a span label: itself, or every label when the
-        index does not know it (an NCBI ``SpecificDisease`` span in a MeSH ``Disease`` index)."""
+        """The index label to search for a span label: its built-in schema label
+        (``medner.labels.canonical_label``), or every label when the index does not know it."""
+        label = canonical_label(label)
         return label if label in self.labels else None
 
     def lookup(self, name: str, label: str | None) -> tuple[tuple[str, ...], str] | None:
