@@ -65,28 +65,6 @@ def concept_f1(gold, predicted, bootstrap: int = 1000) -> dict:
             "mention_micro": report.concepts["concept-mention"].micro.to_dict()}
 
 
-class ReusingEmbedder:
-    """A NameEmbedder that embeds each name once across calls (the held-out fifth's index and
-    the full index share the vocabulary's hundreds of thousands of names), seeded from a
-    prebuilt index's vectors when one is given."""
-
-    def __init__(self, embedder, index=None) -> None:
-        self.embedder = embedder
-        self.base_model = embedder.base_model
-        self.vectors = {} if index is None else dict(
-            zip((e.name for e in index.entries), index.embeddings, strict=True))
-
-    def __call__(self, names):
-        import numpy as np
-
-        missing = [n for n in dict.fromkeys(names) if n not in self.vectors]
-        if missing:
-            self.vectors.update(zip(missing, self.embedder(missing), strict=True))
-        if not names:
-            return np.zeros((0, self.embedder.dimension), dtype=np.float32)
-        return np.stack([self.vectors[n] for n in names])
-
-
 def choose_threshold(train, embedder, vocabulary) -> tuple[float, dict]:
     """The threshold with the best document-level concept F1 on a held-out fifth of TRAIN
     (index built from the other four fifths plus any vocabulary), with gold spans."""
@@ -97,6 +75,7 @@ def choose_threshold(train, embedder, vocabulary) -> tuple[float, dict]:
     cut = int(0.8 * len(documents))
     part, held = documents[:cut], documents[cut:]
     index = build_index([*names_from_corpus(part), *vocabulary], embedder, sources=[])
+    embedder.reuse(index)  # the full index holds these names again
     scores = {}
     for threshold in THRESHOLDS:
         linked = Linker(index, embedder, threshold=threshold).link(without_ids(held))
@@ -131,7 +110,9 @@ def main(argv=None) -> int:
     vocabulary = [name for path in args.tsv for name in read_tsv(path)]
     prebuilt = ConceptIndex.load(args.index) if args.index else None
     donor = ConceptIndex.load(args.vectors_from) if args.vectors_from else prebuilt
-    embedder = ReusingEmbedder(NameEmbedder(progress=True), donor)
+    embedder = NameEmbedder(progress=True)
+    if donor is not None:  # the TRAIN-fifth index and the full index share most names
+        embedder.reuse(donor)
     threshold, tuning = (args.threshold, {}) if args.threshold else choose_threshold(
         train, embedder, vocabulary)
     print(f"threshold {threshold} (chosen on a held-out fifth of TRAIN: {tuning})",

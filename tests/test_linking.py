@@ -231,6 +231,40 @@ def test_index_folder_round_trip_and_leak_check(index, embedder, tmp_path):
         ConceptIndex.load(folder)
 
 
+def test_vectors_of_an_earlier_index_are_reused(index, embedder, tmp_path):
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from medner.cli import app
+    from medner.io import write_corpus
+    from medner.linking.embed import NameEmbedder
+
+    reusing = NameEmbedder(embedder.base_model)
+    assert reusing.reuse(index) == len({e.name for e in index.entries})
+    reusing.model = None  # known names need no model
+    known = reusing(["seizures", "Aspirin", "seizures"])
+    assert np.allclose(known, embedder(["seizures", "Aspirin", "seizures"]), atol=1e-5)
+
+    corpus = tmp_path / "train.jsonl"
+    write_corpus(CORPUS, corpus)
+    tiny = ["--embedding-model", embedder.base_model]
+    runner = CliRunner()
+    first = runner.invoke(app, ["kb", "build", str(corpus), *tiny, "--out", str(tmp_path / "a")])
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(app, ["kb", "build", str(corpus), str(MESH / "desc-tiny.xml"), *tiny,
+                                "--vectors-from", str(tmp_path / "a"), "--out",
+                                str(tmp_path / "b")])
+    assert again.exit_code == 0, again.output
+    a, b = ConceptIndex.load(tmp_path / "a"), ConceptIndex.load(tmp_path / "b")
+    rows = {e.name: v for e, v in zip(b.entries, b.embeddings, strict=True)}
+    for entry, vector in zip(a.entries, a.embeddings, strict=True):
+        assert np.allclose(rows[entry.name], vector, atol=1e-5)
+    other_model = ConceptIndex(index.entries, index.concepts, index.embeddings,
+                               {**index.meta, "embedding_model": "another-model"})
+    with pytest.raises(MednerError, match="embedded with 'another-model'"):
+        NameEmbedder(embedder.base_model).reuse(other_model)
+
+
 def test_an_interrupted_build_leaves_no_index(index, tmp_path, monkeypatch):
     import numpy as np
 

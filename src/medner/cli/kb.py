@@ -13,6 +13,13 @@ kb_app = typer.Typer(help="Build and inspect concept indexes (entity linking to 
                      "other vocabularies).", no_args_is_help=True)
 
 
+def index_in(path: Path) -> Path:
+    """``path`` itself, or the linker/ index of the model folder ``path``."""
+    from medner.pipeline import LINKER_FOLDER
+
+    return path / LINKER_FOLDER if (path / LINKER_FOLDER).is_dir() else path
+
+
 @kb_app.command("build")
 def build_command(
     sources: Annotated[list[Path], typer.Argument(
@@ -29,6 +36,10 @@ def build_command(
     threshold: Annotated[float, typer.Option(
         "--threshold", help="Least cosine similarity at which an embedding match links a "
         "span.")] = 0.8,
+    vectors_from: Annotated[Path | None, typer.Option(
+        "--vectors-from", help="An earlier index (or a model folder holding linker/) made "
+        "with the same embedding model: names it holds are not embedded again, e.g. when "
+        "the same MeSH is indexed with another corpus.", show_default=False)] = None,
 ) -> None:
     """Gather concept names into an index folder (written atomically)."""
     from rich.console import Console
@@ -50,8 +61,12 @@ def build_command(
         names += source.names
         documents += source.documents
         described.append({"kind": source.kind, "path": str(path), "names": len(source.names)})
-    index = build_index(names, NameEmbedder(embedding_model, progress=True), sources=described,
-                        documents=documents)
+    embedder = NameEmbedder(embedding_model, progress=True)
+    if vectors_from is not None:
+        from medner.linking import ConceptIndex
+
+        embedder.reuse(ConceptIndex.load(index_in(vectors_from)))
+    index = build_index(names, embedder, sources=described, documents=documents)
     index.meta["threshold"] = threshold
     written = index.save(target)
     Console(stderr=True).print(f"{index.meta['concepts']:,} concepts, {len(index.entries):,} "
@@ -66,10 +81,8 @@ def show_command(
 ) -> None:
     """Each concept's preferred name, label and every name the index links to it."""
     from medner.linking import ConceptIndex
-    from medner.pipeline import LINKER_FOLDER
 
-    folder = index_folder / LINKER_FOLDER if (index_folder / LINKER_FOLDER).is_dir() \
-        else index_folder
+    folder = index_in(index_folder)
     index = ConceptIndex.load(folder)
     missing = [c for c in concepts if c not in index.concepts]
     if missing:

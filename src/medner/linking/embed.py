@@ -4,8 +4,14 @@ model (mean-pooled, unit-length vectors; cosine = dot product)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from medner.errors import MednerError
+
+if TYPE_CHECKING:
+    from medner.linking.index import ConceptIndex
 
 NAME_TOKENS = 32
 """Names are short; longer ones are cut (the head of a name carries its meaning)."""
@@ -28,6 +34,8 @@ class NameEmbedder:
         self.base_model = base_model
         self.batch_size = batch_size
         self.progress = progress
+        self.known: dict[str, np.ndarray] = {}
+        """Vectors taken from an earlier index (``reuse``): those names are not embedded."""
         path = resolve(base_model).path
         self.device = resolve_device(device, what=f"embedding model {base_model}")
         with loading_weights(path):
@@ -36,14 +44,25 @@ class NameEmbedder:
         self.model = self.model.to(self.device).eval()
         self.dimension = int(self.model.config.hidden_size)
 
+    def reuse(self, index: ConceptIndex) -> int:
+        """Take the name vectors of ``index``, built with this embedding model, so that its
+        names are not embedded again (rebuilding a whole MeSH's index with another corpus:
+        seconds instead of twenty minutes). Returns how many names it knows."""
+        made_with = index.meta.get("embedding_model")
+        if made_with != self.base_model:
+            raise MednerError(f"the index to reuse was embedded with {made_with!r}, not "
+                              f"{self.base_model!r}: its vectors would not match new ones")
+        self.known.update(zip((e.name for e in index.entries), index.embeddings, strict=True))
+        return len(self.known)
+
     def __call__(self, names: Sequence[str]) -> np.ndarray:
         """One unit-length float32 row per name. Each distinct name is embedded once, in
         batches of names of similar length (mentions repeat, and a batch pads to its
-        longest name)."""
+        longest name); names with a ``known`` vector are not embedded."""
         import torch
         from tqdm.auto import tqdm
 
-        distinct = sorted(set(names), key=lambda name: (len(name), name))
+        distinct = sorted(set(names) - self.known.keys(), key=lambda name: (len(name), name))
         rows = []
         with torch.inference_mode(), tqdm(total=len(distinct), desc="embedding names",
                                           unit="name", disable=not self.progress) as bar:
@@ -56,11 +75,10 @@ class NameEmbedder:
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
                 rows.append(torch.nn.functional.normalize(pooled, dim=-1).float().cpu().numpy())
                 bar.update(len(rows[-1]))
-        if not rows:
+        if not names:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = np.concatenate(rows)
-        row_of = {name: k for k, name in enumerate(distinct)}
-        return vectors[[row_of[name] for name in names]]
+        made = dict(zip(distinct, np.concatenate(rows), strict=True)) if rows else {}
+        return np.stack([made[name] if name in made else self.known[name] for name in names])
 
 
 __all__ = ["NameEmbedder"]
