@@ -36,22 +36,26 @@ def without_ids(documents):
     return [d.with_spans([replace(s, ids=()) for s in d.spans]) for d in documents]
 
 
-def id_accuracy(gold_docs, linked_docs, index) -> dict:
-    """Per label, gold mentions with IDs whose linked IDs equal the gold's, split by whether
-    every gold ID is a concept the index knows (seen) or not (unseen)."""
+def id_accuracy(gold_docs, linked_docs, index, train_docs) -> dict:
+    """Per label, gold mentions with IDs whose linked IDs equal the gold's, split by where
+    their concepts are known: every gold ID annotated somewhere in TRAIN ("seen in TRAIN"),
+    else every one in the index through a vocabulary ("vocabulary only"), else ("not in the
+    index")."""
+    in_train = {i for d in train_docs for s in d.spans for i in s.ids}
     counts: Counter = Counter()
     for gold, linked in zip(gold_docs, linked_docs, strict=True):
         for g, p in zip(gold.spans, linked.spans, strict=True):
             ids = {i for i in g.ids if i not in ("", "-1")}
             if ids:
-                seen = "seen" if ids <= index.concepts.keys() else "unseen"
-                counts[(g.label, seen, "n")] += 1
-                counts[(g.label, seen, "right")] += set(p.ids) == ids
+                known = ("seen in TRAIN" if ids <= in_train else "vocabulary only"
+                         if ids <= index.concepts.keys() else "not in the index")
+                counts[(g.label, known, "n")] += 1
+                counts[(g.label, known, "right")] += set(p.ids) == ids
     out = {}
-    for label, seen, _ in sorted({k for k in counts if k[2] == "n"}):
-        n = counts[(label, seen, "n")]
-        out[f"{label} {seen}"] = {"mentions": n,
-                                  "accuracy": round(100 * counts[(label, seen, "right")] / n, 2)}
+    for label, known, _ in sorted({k for k in counts if k[2] == "n"}):
+        n = counts[(label, known, "n")]
+        out[f"{label}, {known}"] = {
+            "mentions": n, "accuracy": round(100 * counts[(label, known, "right")] / n, 2)}
     return out
 
 
@@ -133,7 +137,7 @@ def main(argv=None) -> int:
               "index": {"names": len(index.entries), "concepts": len(index.concepts),
                         "prebuilt": str(args.index) if prebuilt else None,
                         "build_seconds": build_seconds},
-              "gold_spans": {"id_accuracy": id_accuracy(dev, gold_linked, index),
+              "gold_spans": {"id_accuracy": id_accuracy(dev, gold_linked, index, train),
                              "concepts": concept_f1(dev, gold_linked)}}
     if args.model:
         from medner.backends import load
