@@ -149,8 +149,8 @@ def short_forms_as_long(document: Document, spans: list[Span],
     anemia (RIHA)") takes the IDs of the linked mention of its label inside the long form,
     the last one where there are several (English puts the head of a phrase last). A short
     form means its long form in the document that defines it, whatever else the same letters
-    name elsewhere ("DVP" is divalproex here, dichlorvos in the vocabulary), and the long
-    form as a whole often matches no name while the mention inside it does."""
+    name in the vocabulary, and the long form as a whole often matches no name while the
+    mention inside it does."""
     meaning: dict[tuple[str, str], Span] = {}
     for abbreviation in abbreviations:
         start, end = abbreviation.long
