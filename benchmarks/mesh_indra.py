@@ -25,12 +25,23 @@ import argparse
 import sys
 from pathlib import Path
 
+from medner.io.base import atomic_write
 from medner.linking.sources import MESH_TREE_LABELS, mesh_label
 
 
-def read_rows(path: Path) -> list[list[str]]:
+def read_rows(path: Path, columns: int) -> list[list[str]]:
+    """The file's tab-separated rows; one with fewer than ``columns`` fields stops the script
+    with its line number."""
+    rows = []
     with path.open(encoding="utf-8") as handle:
-        return [line.rstrip("\n").split("\t") for line in handle if line.strip()]
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                row = line.rstrip("\n").split("\t")
+                if len(row) < columns:
+                    sys.exit(f"{path}, line {number}: {len(row)} tab-separated fields, "
+                             f"expected at least {columns}")
+                rows.append(row)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,22 +55,22 @@ def main(argv: list[str] | None = None) -> int:
 
     descriptor_labels: dict[str, str] = {}
     rows: list[tuple[str, str, list[str], str, str]] = []
-    for ui, heading, terms, trees, *_ in read_rows(args.resources /
-                                                   "mesh_id_label_mappings.tsv"):
+    for ui, heading, terms, trees, *_ in read_rows(
+            args.resources / "mesh_id_label_mappings.tsv", 4):
         label = mesh_label(trees.split("|"), MESH_TREE_LABELS)
         if label is not None:
             descriptor_labels[ui] = label
             rows.append((ui, heading, terms.split("|"), label, trees))
     supplementary = 0
-    for ui, name, synonyms, mapped, *_ in read_rows(args.resources /
-                                                    "mesh_supp_id_label_mappings.tsv"):
+    for ui, name, synonyms, mapped, *_ in read_rows(
+            args.resources / "mesh_supp_id_label_mappings.tsv", 4):
         labels = {descriptor_labels[d.lstrip("*")] for d in mapped.replace(",", "|").split("|")
                   if d.lstrip("*") in descriptor_labels}
         if len(labels) == 1:  # a record mapped to both a chemical and a disease is ambiguous
             rows.append((ui, name, synonyms.split("|"), labels.pop(), ""))
             supplementary += 1
     names = 0
-    with args.out.open("w", encoding="utf-8") as out:
+    with atomic_write(args.out) as out:  # an interrupted run leaves no half a vocabulary
         for ui, name, synonyms, label, trees in rows:
             kept = [s for s in synonyms if s and s != name and len(s) <= args.longest]
             names += 1 + len(kept)

@@ -152,10 +152,11 @@ def short_forms_as_long(document: Document, spans: list[Span],
     name in the vocabulary, and the long form as a whole often matches no name while the
     mention inside it does."""
     meaning: dict[tuple[str, str], Span] = {}
+    by_end = sorted(spans, key=lambda s: s.end)
     for abbreviation in abbreviations:
         start, end = abbreviation.long
         short = document.text[abbreviation.short[0]:abbreviation.short[1]]
-        for span in sorted(spans, key=lambda s: s.end):
+        for span in by_end:
             if span.ids and start <= span.start and span.end <= end:
                 meaning[(short, span.label)] = span
     if not meaning:
